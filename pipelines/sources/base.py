@@ -1,0 +1,44 @@
+"""What every corpus reader shares: the record stream type and path confinement."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipelines.records import AudioSource, Reject, Utterance
+from schemas import reasons
+
+Record = Utterance | Reject
+Records = Iterator[Record]
+STAGE = "read"
+
+
+class PathEscape(ValueError):
+    """A path named by corpus metadata points outside the corpus root."""
+
+
+def inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing absolute paths and ``..`` that leave ``root``."""
+    candidate = Path(os.path.normpath(root / relative))
+    base = Path(os.path.normpath(root))
+    if Path(relative).is_absolute() or not candidate.is_relative_to(base):
+        raise PathEscape(f"{relative!r} escapes {str(root)!r}")
+    return candidate
+
+
+def reject(
+    corpus: str, id_: str, reason: str, detail: str, source: AudioSource | None = None
+) -> Reject:
+    assert reason in reasons.REASONS, reason
+    return Reject(id=id_, corpus=corpus, source=source, stage=STAGE, reason=reason, detail=detail)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """Raise a clear error when the user points a reader at the wrong folder."""
+    if not path.is_dir():
+        parent = path.parent
+        found = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+        hint = f"; found: {', '.join(found)}" if found else ""
+        raise FileNotFoundError(f"{what} not found: {path}{hint}")
+    return path

@@ -1,0 +1,26 @@
+"""The data contract: one schema per published table, its HF Features, and validation."""
+
+from schemas.reasons import REASONS
+from schemas.tables import (
+    SCHEMA_VERSION,
+    TABLES,
+    UNIT_TYPE,
+    empty_table,
+    features,
+    schema,
+    to_table,
+)
+from schemas.validate import SchemaError, validate
+
+__all__ = [
+    "REASONS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "UNIT_TYPE",
+    "SchemaError",
+    "empty_table",
+    "features",
+    "schema",
+    "to_table",
+    "validate",
+]

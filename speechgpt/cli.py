@@ -1,0 +1,37 @@
+"""``speechgpt <job> …``: one subcommand per job, each a thin wrapper over ``run(argv)``.
+
+Jobs are imported lazily so that one job's heavy dependencies never slow another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+JOBS: dict[str, tuple[str, str]] = {
+    "corpus": ("pipelines.samples", "write sample corpora in the four real on-disk formats"),
+    "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, JOBS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in JOBS.items()]
+    return "usage: speechgpt <job> [options]\n\njobs:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] not in JOBS:
+        print(f"speechgpt: unknown job {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(JOBS[argv[0]][0])
+    module.run(argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

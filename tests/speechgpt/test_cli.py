@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+from speechgpt.cli import JOBS, main
+
+
+def test_help_lists_jobs(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(job in out for job in JOBS)
+
+
+def test_unknown_job(capsys):
+    assert main(["nope"]) == 2
+    assert "unknown job 'nope'" in capsys.readouterr().err
+
+
+def test_demo_reads_all_four_corpora(tmp_path):
+    """The real console entry point, as `make demo` runs it (smaller corpora)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "speechgpt.cli",
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--utterances",
+        "8",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for corpus in ("librispeech", "librilight", "commonvoice", "gigaspeech"):
+        line = next(x for x in first.splitlines() if x.startswith(f"[read] {corpus}"))
+        assert " read " in line and " usable " in line
+    assert "garbage_tag=" in first  # the sample GigaSpeech has tagged segments
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "[corpus] reusing" in second
