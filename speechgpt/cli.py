@@ -10,6 +10,8 @@ import sys
 
 JOBS: dict[str, tuple[str, str]] = {
     "corpus": ("pipelines.samples", "write sample corpora in the four real on-disk formats"),
+    "learn-kmeans": ("pipelines.learn_kmeans", "sample frame features and fit k-means centroids"),
+    "tokenize": ("pipelines.tokenize", "a corpus -> deduplicated unit shards (Beam)"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

@@ -1,0 +1,1 @@
+"""Beam steps of the builder: small DoFns/PTransforms, one verb each."""

@@ -1,0 +1,55 @@
+"""``RunInference`` with our own ``ModelHandler``: batches of waveforms → frame units.
+
+The default PyTorch handler stacks equal-shape tensors; speech has every length, so this
+handler sorts each batch by length and runs sub-batches whose padded size stays bounded.
+The extractor (model + centroids) is loaded once per worker by ``RunInference``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipelines.steps.decode import Decoded
+from speechinstruct.extractors import ExtractorSpec, UnitExtractor
+
+
+def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
+    """Indices grouped by similar length, each group's padded size ≤ ``max_samples``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] * (len(groups[-1]) + 1) <= max_samples:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
+    def __init__(self, spec: ExtractorSpec, kmeans: str, batch_size: int = 16,
+                 max_batch_seconds: float = 160.0):  # fmt: skip
+        super().__init__()
+        self.spec, self.kmeans = spec, kmeans
+        self.batch_size = batch_size
+        self.max_samples = int(max_batch_seconds * 16_000)
+
+    def load_model(self) -> UnitExtractor:
+        return UnitExtractor(self.spec, self.kmeans)
+
+    def run_inference(
+        self, batch: Sequence[Decoded], model: UnitExtractor, inference_args: dict | None = None
+    ) -> Iterable[PredictionResult]:
+        units: list = [None] * len(batch)
+        for group in length_buckets([len(d.wave) for d in batch], self.max_samples):
+            for i, frames in zip(group, model([batch[i].wave for i in group]), strict=True):
+                units[i] = frames
+        return [PredictionResult(d, u, model_id=model.centroids_hash)
+                for d, u in zip(batch, units, strict=True)]  # fmt: skip
+
+    def batch_elements_kwargs(self) -> dict:
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def get_num_bytes(self, batch: Sequence[Decoded]) -> int:
+        return sum(d.wave.nbytes for d in batch)
