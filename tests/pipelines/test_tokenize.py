@@ -1,0 +1,183 @@
+import hashlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipelines import learn_kmeans, sources, tokenize
+from pipelines.records import Utterance
+from pipelines.steps.dedup import DUPLICATES, Deduplicate
+from schemas import validate
+
+K = 16
+CORPORA = {  # corpus: (folder, split)
+    "librispeech": ("LibriSpeech", None),
+    "librilight": ("librilight", "small"),
+    "commonvoice": ("cv-corpus/en", "validated"),
+    "gigaspeech": ("GigaSpeech", None),
+}
+
+
+@pytest.fixture(scope="module")
+def km(sample, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("km") / "mfcc16.npy")
+    root = sample["root"] / "LibriSpeech"
+    info = learn_kmeans.run(["--corpus", "librispeech", "--input", str(root), "--k", str(K),
+                             "--output", out, "--max-frames", "3000"])  # fmt: skip
+    assert info["k"] == K and info["frames_used"] == 3000 < info["frames_seen"]
+    return out
+
+
+def _tokenize(root, corpus, km, out, *extra) -> dict:
+    folder, split = CORPORA[corpus]
+    argv = ["--corpus", corpus, "--input", str(root / folder), "--kmeans", km,
+            "--output", str(out), *extra]  # fmt: skip
+    if split:
+        argv += ["--split", split]
+    return tokenize.run(argv)
+
+
+def _table(out, name):
+    files = sorted((out / name).glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def _digest(out) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*.parquet"))}  # fmt: skip
+
+
+@pytest.mark.parametrize("corpus", sorted(CORPORA))
+def test_each_sample_corpus(sample, km, tmp_path, corpus):
+    stats = _tokenize(sample["root"], corpus, km, tmp_path / "out")
+    out = tmp_path / "out"
+    assert stats == json.loads((out / "stats.json").read_text()) | {}
+    dup = sum(stats["duplicates"].values())
+    assert stats["read"] == stats["kept"] + sum(stats["rejected"].values()) + dup
+    folder, split = CORPORA[corpus]
+    usable = [r.id for r in sources.read(corpus, str(sample["root"] / folder), split)
+              if isinstance(r, Utterance)]  # fmt: skip
+    units = _table(out, "units")
+    assert sorted(r["id"] for r in units) == sorted(usable) and dup == 0
+    for f in (out / "units").glob("*.parquet"):
+        validate(pq.read_table(f), "units")
+    assert all(0 <= u < K for r in units for u in r["units"])
+    assert all(r["extractor"]["k"] == K and r["extractor"]["name"] == "mfcc" for r in units)
+    if corpus == "gigaspeech":
+        garbage = sum(e["sentence"] is None for e in sample["expected"]["gigaspeech"])
+        assert stats["rejected"] == {"garbage_tag": garbage}
+    if corpus == "librispeech":
+        assert all(r["text"] for r in units)
+
+
+def test_damage_duplicates_and_identical_rerun(damaged, km, tmp_path):
+    split = damaged / "LibriSpeech" / "dev-clean"
+    before = len(list(split.glob("*/*/*.flac")))
+    chapter = sorted(p for p in split.glob("*/*"))[0]
+    trans = next(chapter.glob("*.trans.txt"))
+    lines = trans.read_text().splitlines()
+    ids = [line.split()[0] for line in lines]
+    spk, chap, _ = ids[0].split("-")
+    copy_id = f"{spk}-{chap}-9000"
+    shutil.copy(chapter / f"{ids[0]}.flac", chapter / f"{copy_id}.flac")  # same audio, new id
+    (chapter / f"{ids[1]}.flac").unlink()
+    (chapter / f"{ids[2]}.flac").write_bytes(b"not flac" * 99)
+    trans.write_text("\n".join([*lines, f"{copy_id} A COPY"]) + "\n")
+
+    first = _tokenize(damaged, "librispeech", km, tmp_path / "a", "--split", "dev-clean")
+    assert first["rejected"] == {"decode_error": 1, "missing_audio": 1}
+    assert first["duplicates"] == {"audio": 1}
+    assert first["read"] == before + 1 == first["kept"] + 3
+    (dup,) = _table(tmp_path / "a", "duplicates")
+    assert (dup["id"], dup["duplicate_of"], dup["kind"]) == (copy_id, ids[0], "audio")
+    rejects = {r["id"]: (r["reason"], r["stage"]) for r in _table(tmp_path / "a", "rejects")}
+    assert rejects == {ids[1]: ("missing_audio", "read"), ids[2]: ("decode_error", "decode")}
+
+    second = _tokenize(damaged, "librispeech", km, tmp_path / "b", "--split", "dev-clean")
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert {k: v for k, v in first.items() if k != "wall_seconds"} == {
+        k: v for k, v in second.items() if k != "wall_seconds"
+    }
+
+
+def test_shards_are_bounded_named_and_never_empty(sample, km, tmp_path):
+    stats = _tokenize(sample["root"], "librilight", km, tmp_path / "o", "--max-shard-mb", "0.004")
+    names = sorted(p.name for p in (tmp_path / "o" / "units").glob("*.parquet"))
+    assert len(names) > 1
+    n = len(names)
+    assert names == [f"train-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    rows = [pq.read_metadata(tmp_path / "o" / "units" / name).num_rows for name in names]
+    assert min(rows) > 0 and sum(rows) == stats["kept"]
+
+
+def test_multiprocessing_mode_writes_the_same_rows(sample, km, tmp_path):
+    _tokenize(sample["root"], "commonvoice", km, tmp_path / "a")
+    _tokenize(sample["root"], "commonvoice", km, tmp_path / "b",
+              "--direct_running_mode=multi_processing", "--direct_num_workers=2")  # fmt: skip
+    assert _table(tmp_path / "a", "units") == _table(tmp_path / "b", "units")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_portable_runner_against_local_job_service(sample, km, tmp_path):
+    """The path Flink takes: a job service plus LOOPBACK workers in this process."""
+    port = _free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        portable = _tokenize(sample["root"], "gigaspeech", km, tmp_path / "p",
+                             "--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
+                             "--environment_type=LOOPBACK")  # fmt: skip
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    direct = _tokenize(sample["root"], "gigaspeech", km, tmp_path / "d")
+    assert portable["kept"] == direct["kept"] > 0
+    assert _digest(tmp_path / "p") == _digest(tmp_path / "d")
+
+
+def test_dedup_by_frame_units_keeps_lowest_id():
+    rows = [
+        {"id": "b", "corpus": "c", "source": None, "_units_hash": "x"},
+        {"id": "a", "corpus": "c", "source": None, "_units_hash": "x"},
+        {"id": "c", "corpus": "c", "source": None, "_units_hash": "y"},
+    ]
+    with TestPipeline() as p:
+        out = p | beam.Create(rows) | Deduplicate("_units_hash", "units")
+        assert_that(out.kept | beam.Map(lambda r: r["id"]), equal_to(["a", "c"]), label="kept")
+        assert_that(
+            out[DUPLICATES] | beam.Map(lambda d: (d["id"], d["duplicate_of"], d["kind"])),
+            equal_to([("b", "a", "units")]),
+            label="dups",
+        )
+
+
+def test_stats_keys(sample, km, tmp_path):
+    stats = _tokenize(sample["root"], "librispeech", km, tmp_path / "o", "--split", "dev-clean")
+    assert set(stats) >= {"read", "kept", "rejected", "duplicates", "audio_seconds",
+                          "wall_seconds"}  # fmt: skip
+    assert stats["audio_seconds"] > 0
+    assert re.fullmatch(r"[0-9a-f]{16}", stats["extractor"]["centroids_hash"])
