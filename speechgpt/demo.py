@@ -1,7 +1,8 @@
 """``speechgpt demo``: the main job on the embedded default, one step after another.
 
-Steps so far: write the sample corpora, then read and decode all four, printing what was
-read and rejected by reason. A second run reuses finished steps.
+Steps so far: write the sample corpora; learn MFCC k-means on the LibriLight sample;
+tokenize all four corpora into unit shards, printing what was kept, rejected and
+deduplicated. A second run reuses finished steps.
 """
 
 from __future__ import annotations
@@ -10,17 +11,29 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from pipelines import learn_kmeans, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, make_corpora
-from pipelines.survey import survey
 
-CORPORA = (  # corpus, folder under the demo dir, split
+CORPORA = (  # corpus, folder under the corpora dir, split
     ("librispeech", "LibriSpeech", None),
     ("librilight", "librilight", "small"),
     ("commonvoice", "cv-corpus/en", "validated"),
     ("gigaspeech", "GigaSpeech", None),
 )
+K = 100
+
+
+def step(name: str, output: Path, done: bool, work: Callable[[], object]) -> None:
+    """Run one step unless its output is already there; say how long it took and where."""
+    start = time.perf_counter()
+    if done:
+        print(f"[{name}] reusing {output}", flush=True)
+        return
+    work()
+    print(f"[{name}] {time.perf_counter() - start:.1f}s -> {output}", flush=True)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -32,17 +45,24 @@ def run(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     corpora = out / "corpora"
 
-    start = time.perf_counter()
     marker = corpora / "corpus.json"
     wanted = {"utterances": args.utterances, "seed": args.seed}
     done = marker.exists() and {k: json.loads(marker.read_text())[k] for k in wanted} == wanted
-    if done:
-        print(f"[corpus] reusing {corpora}")
-    else:
-        make_corpora(corpora, args.utterances, args.seed)
-    print(f"[corpus] {time.perf_counter() - start:.1f}s -> {corpora}")
+    step("corpus", corpora, done, lambda: make_corpora(corpora, args.utterances, args.seed))
 
-    start = time.perf_counter()
+    km = out / "kmeans" / f"mfcc_k{K}.npy"
+    step("learn-kmeans", km, km.with_suffix(".json").exists(), lambda: learn_kmeans.run([
+        "--corpus", "librilight", "--input", str(corpora / "librilight"), "--split", "small",
+        "--extractor", "mfcc", "--k", str(K), "--output", str(km), "--seed", str(args.seed),
+    ]))  # fmt: skip
+
     for corpus, folder, split in CORPORA:
-        print("[read] " + survey(corpus, str(corpora / folder), split).line(), flush=True)
-    print(f"[read] {time.perf_counter() - start:.1f}s")
+        units = out / "units" / corpus
+        argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
+                "--kmeans", str(km), "--output", str(units)]  # fmt: skip
+        step(f"tokenize {corpus}", units, (units / "stats.json").exists(),
+             lambda argv=argv, split=split: tokenize.run(argv + (["--split", split] if split else [])))  # fmt: skip
+        stats = json.loads((units / "stats.json").read_text())
+        print(f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
+              f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
+              f"({stats['audio_seconds'] / 60:.1f} min of audio)", flush=True)  # fmt: skip

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ def test_unknown_job(capsys):
     assert "unknown job 'nope'" in capsys.readouterr().err
 
 
-def test_demo_reads_all_four_corpora(tmp_path):
+def test_demo_tokenizes_all_four_corpora(tmp_path):
     """The real console entry point, as `make demo` runs it (smaller corpora)."""
     cmd = [
         sys.executable,
@@ -29,8 +30,10 @@ def test_demo_reads_all_four_corpora(tmp_path):
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     for corpus in ("librispeech", "librilight", "commonvoice", "gigaspeech"):
-        line = next(x for x in first.splitlines() if x.startswith(f"[read] {corpus}"))
-        assert " read " in line and " usable " in line
-    assert "garbage_tag=" in first  # the sample GigaSpeech has tagged segments
+        line = next(x for x in first.splitlines() if x.startswith(f"[tokenize {corpus}] read"))
+        read, kept = (int(x) for x in re.findall(r"(?:read|kept) (\d+)", line))
+        assert read >= kept > 0
+        assert (tmp_path / "units" / corpus / "stats.json").exists()
+    assert "'garbage_tag':" in first  # the sample GigaSpeech has tagged segments
     second = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    assert "[corpus] reusing" in second
+    assert "[corpus] reusing" in second and "[tokenize gigaspeech] reusing" in second
