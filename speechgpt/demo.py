@@ -59,9 +59,9 @@ def run(argv: list[str] | None = None) -> None:
     for corpus, folder, split in CORPORA:
         units = out / "units" / corpus
         argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
-                "--kmeans", str(km), "--output", str(units)]  # fmt: skip
+                "--kmeans", str(km), "--output", str(units)] + (["--split", split] if split else [])  # fmt: skip
         step(f"tokenize {corpus}", units, (units / "stats.json").exists(),
-             lambda argv=argv, split=split: tokenize.run(argv + (["--split", split] if split else [])))  # fmt: skip
+             lambda argv=argv: tokenize.run(argv))  # fmt: skip
         stats = json.loads((units / "stats.json").read_text())
         print(f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
               f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
