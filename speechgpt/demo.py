@@ -59,7 +59,8 @@ def run(argv: list[str] | None = None) -> None:
     for corpus, folder, split in CORPORA:
         units = out / "units" / corpus
         argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
-                "--kmeans", str(km), "--output", str(units)] + (["--split", split] if split else [])  # fmt: skip
+                "--kmeans", str(km), "--output", str(units)]  # fmt: skip
+        argv += ["--split", split] if split else []
         step(f"tokenize {corpus}", units, (units / "stats.json").exists(),
              lambda argv=argv: tokenize.run(argv))  # fmt: skip
         stats = json.loads((units / "stats.json").read_text())
