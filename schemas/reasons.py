@@ -12,6 +12,11 @@ TOO_LONG = "too_long"
 SILENT = "silent"
 PATH_ESCAPE = "path_escape"
 BAD_METADATA = "bad_metadata"
+# building SpeechInstruct
+BAD_CHAT = "bad_chat"  # a chat record that does not parse as moss-002-sft plain_text
+NOT_ENGLISH = "not_english"
+LONG_RESPONSE = "long_response"  # over the word limit of chain-of-modality data (35)
+NO_SPEECH = "no_speech"  # the speech backend produced no units for a text
 
 REASONS: frozenset[str] = frozenset(
     {
@@ -25,5 +30,9 @@ REASONS: frozenset[str] = frozenset(
         SILENT,
         PATH_ESCAPE,
         BAD_METADATA,
+        BAD_CHAT,
+        NOT_ENGLISH,
+        LONG_RESPONSE,
+        NO_SPEECH,
     }
 )

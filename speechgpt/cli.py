@@ -12,6 +12,10 @@ JOBS: dict[str, tuple[str, str]] = {
     "corpus": ("pipelines.samples", "write sample corpora in the four real on-disk formats"),
     "learn-kmeans": ("pipelines.learn_kmeans", "sample frame features and fit k-means centroids"),
     "tokenize": ("pipelines.tokenize", "a corpus -> deduplicated unit shards (Beam)"),
+    "descriptions": (
+        "speechinstruct.descriptions",
+        "regenerate ASR/TTS task descriptions (OpenAI API)",
+    ),
     "train-t2u": (
         "speechinstruct.t2u.train",
         "train the text-to-unit model on unit rows with text",
