@@ -23,10 +23,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines import arguments, sources
 from pipelines.records import Reject
-from pipelines.shards import MAX_SHARD_BYTES, replace_folder, write_shards
+from pipelines.shards import MAX_SHARD_BYTES, replace_folder
 from pipelines.steps.decode import REJECTS, DecodeFn
 from pipelines.steps.dedup import DUPLICATES, Deduplicate
 from pipelines.steps.extract import UnitModelHandler
+from pipelines.steps.write import WriteTable
 from speechinstruct.extractors import ExtractorSpec, load_centroids
 from speechinstruct.kmeans import centroids_hash
 from speechinstruct.units import reduce
@@ -56,10 +57,6 @@ def unit_row(result, extractor: dict) -> dict:
     }
 
 
-def _drop_private(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith("_")}
-
-
 def build(p: beam.Pipeline, records: list, spec: ExtractorSpec, kmeans: str, extractor: dict,
           limits, staging: str, batch_size: int, max_shard_bytes: int) -> None:  # fmt: skip
     """The pipeline graph, writing the three tables under ``staging``."""
@@ -78,7 +75,7 @@ def build(p: beam.Pipeline, records: list, spec: ExtractorSpec, kmeans: str, ext
     by_audio = rows | "DedupAudio" >> Deduplicate("content_hash", "audio")
     by_units = by_audio.kept | "DedupUnits" >> Deduplicate("_units_hash", "units")
     outputs = {
-        "units": by_units.kept | "Public" >> beam.Map(_drop_private),
+        "units": by_units.kept,
         "rejects": (read_rejects, decoded[REJECTS])
         | "AllRejects" >> beam.Flatten()
         | "RejectRows" >> beam.Map(lambda r: r.to_row()),
@@ -86,13 +83,9 @@ def build(p: beam.Pipeline, records: list, spec: ExtractorSpec, kmeans: str, ext
         | "AllDuplicates" >> beam.Flatten(),
     }
     for table, pcoll in outputs.items():
-        _ = (
-            pcoll
-            | f"Collect{table.title()}" >> beam.combiners.ToList()
-            | f"Write{table.title()}" >> beam.Map(
-                write_shards, table, f"{staging}/{table}", max_bytes=max_shard_bytes
-            )
-        )  # fmt: skip
+        _ = pcoll | f"Write{table.title()}" >> WriteTable(
+            table, f"{staging}/{table}", max_shard_bytes
+        )
 
 
 def count(folder: Path, table: str, column: str | None = None) -> Counter | int:
