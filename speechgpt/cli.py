@@ -20,6 +20,7 @@ JOBS: dict[str, tuple[str, str]] = {
         "speechinstruct.t2u.train",
         "train the text-to-unit model on unit rows with text",
     ),
+    "build": ("pipelines.build", "SpeechInstruct tables from unit shards and chats (Beam)"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

@@ -26,3 +26,11 @@ def chats() -> tuple[tuple[tuple[str, str], ...], ...]:
             turns = json.loads(line)["turns"]
             out.append(tuple((t["human"], t["assistant"]) for t in turns))
     return tuple(out)
+
+
+@cache
+def eval_pairs() -> tuple[dict, ...]:
+    """SpeechInstruct evaluation pairs (§3.3): 6 roles × 10 instruction/response pairs."""
+    return tuple(
+        json.loads(line) for line in _data("eval_pairs.jsonl").splitlines() if line.strip()
+    )

@@ -1,0 +1,236 @@
+"""``speechgpt build``: SpeechInstruct from ``tokenize`` outputs and moss-style chats (Beam).
+
+Tables: ``cross_modal`` (template 1), ``pretrain`` (stage-1 unit sequences),
+``chain_of_modality`` (four formats per quadruplet; speech from the T2U model or a TTS
+voice + the unit extractor), ``eval`` (6 roles × 10 spoken pairs, §3.3) and ``rejects``.
+Each under ``BUILD/<table>/<split>-NNNNN-of-NNNNN.parquet``, with ``BUILD/build.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines import arguments
+from pipelines.shards import replace_folder
+from pipelines.steps.speech import TextToUnits
+from pipelines.steps.write import SPLIT, WriteTable
+from schemas import reasons
+from speechinstruct import instructions, texts
+from speechinstruct.moss import is_english, parse_plain_text
+
+TABLES = ("cross_modal", "pretrain", "chain_of_modality", "eval", "rejects")
+REJECTS = "rejects"
+
+
+def _reject(id_: str, reason: str, detail: str) -> dict:
+    return {"id": id_, "corpus": "moss", "source": None, "stage": "build", "reason": reason,
+            "detail": detail}  # fmt: skip
+
+
+class ParseChatFn(beam.DoFn):
+    """A moss record → its first turn ``(chat_id, instruction, response)``, or a reject."""
+
+    def __init__(self, max_words: int):
+        self.max_words = max_words
+
+    def process(self, item: tuple[int, object]):
+        index, record = item
+        chat_id = f"moss_{index:06d}"
+        try:
+            if not isinstance(record, dict) or not isinstance(record.get("plain_text"), str):
+                raise ValueError("record has no 'plain_text' string")
+            (human, answer), *_ = parse_plain_text(record["plain_text"])
+        except ValueError as e:
+            yield beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reasons.BAD_CHAT, str(e)))
+            return
+        if not (is_english(human) and is_english(answer)):
+            yield beam.pvalue.TaggedOutput(
+                REJECTS, _reject(chat_id, reasons.NOT_ENGLISH, human[:80])
+            )
+        elif len(answer.split()) >= self.max_words:
+            detail = f"{len(answer.split())} words >= {self.max_words}"
+            yield beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reasons.LONG_RESPONSE, detail))
+        else:
+            yield chat_id, human, answer
+
+
+def _quadruplet(item, validation_share: float):
+    """CoGroupByKey result → four CoM rows, or a reject when speech is missing."""
+    chat_id, grouped = item
+    ((human, answer),) = grouped["text"]
+    speech = dict(grouped["speech"])
+    if not speech.get("instruction") or not speech.get("response"):
+        reject = _reject(chat_id, reasons.NO_SPEECH, "empty units")
+        yield beam.pvalue.TaggedOutput(REJECTS, reject)
+        return
+    yield from instructions.chain_of_modality(chat_id, human, answer, speech["instruction"],
+                                              speech["response"], validation_share)  # fmt: skip
+
+
+def _eval_row(item):
+    key, grouped = item
+    (pair,), speech = grouped["text"], dict(grouped["speech"])
+    return {"id": key, "role": pair["role"], "text_instruction": pair["instruction"],
+            "text_response": pair["response"], "speech_instruction": speech["instruction"],
+            "speech_response": speech["response"], SPLIT: "test"}  # fmt: skip
+
+
+def _speech_requests(key: str, instruction: str, response: str):
+    yield f"{key}|instruction", instruction
+    yield f"{key}|response", response
+
+
+def _pair_texts(pair: dict) -> tuple[str, str]:
+    return pair["instruction"], pair["response"]
+
+
+def _by_owner(item):
+    key, units = item
+    owner, role = key.rsplit("|", 1)
+    return owner, (role, units)
+
+
+def build(p, args, chats: list, staging: str) -> None:
+    spec = arguments.extractor_spec(args)
+    units = [
+        p | f"ReadUnits{i}" >> beam.io.ReadFromParquet(f"{out}/units/*.parquet")
+        for i, out in enumerate(args.units)
+    ] | "AllUnits" >> beam.Flatten()
+    share = args.validation_share
+    cross = (
+        units
+        | "WithText" >> beam.Filter(lambda r: bool(r["text"]))
+        | "CrossModal" >> beam.Map(instructions.cross_modal, args.seed, args.asr_probability, share)
+    )
+    pretrain = (
+        units
+        | "PretrainCorpora"
+        >> beam.Filter(lambda r, c=tuple(args.pretrain_corpora): r["corpus"] in c)
+        | "Pretrain" >> beam.Map(lambda r: {"id": r["id"], "units": r["units"],
+                                            SPLIT: instructions.split_of(r["id"], share)})
+    )  # fmt: skip
+    parsed = (
+        p
+        | "Chats" >> beam.Create(list(enumerate(chats)))
+        | "ParseChats"
+        >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(REJECTS, main="ok")
+    )  # fmt: skip
+    com_speech = (
+        parsed.ok
+        | "ChatTexts" >> beam.FlatMapTuple(_speech_requests)
+        | "ChatSpeech" >> TextToUnits(args.speech_backend, args.t2u, spec, args.kmeans)
+        | "ChatOwner" >> beam.Map(_by_owner)
+    )
+    com = (
+        {"text": parsed.ok | "ChatKey" >> beam.MapTuple(lambda c, h, a: (c, (h, a))),
+         "speech": com_speech}
+        | "JoinChats" >> beam.CoGroupByKey()
+        | "CoM" >> beam.FlatMap(_quadruplet, share).with_outputs(REJECTS, main="ok")
+    )  # fmt: skip
+    pairs = [(f"eval_{re.sub(r'[^a-z]+', '_', e['role'])}_{i % 10}", e)
+             for i, e in enumerate(texts.eval_pairs())]  # fmt: skip
+    eval_pairs = p | "EvalPairs" >> beam.Create(pairs)
+    eval_speech = (
+        eval_pairs
+        | "EvalTexts" >> beam.FlatMapTuple(lambda k, e: _speech_requests(k, *_pair_texts(e)))
+        | "EvalSpeech" >> TextToUnits("tts", None, spec, args.kmeans)
+        | "EvalOwner" >> beam.Map(_by_owner)
+    )  # fmt: skip
+    evaluation = (
+        {"text": eval_pairs, "speech": eval_speech}
+        | "JoinEval" >> beam.CoGroupByKey()
+        | "Eval" >> beam.Map(_eval_row)
+    )
+    rejects = (parsed[REJECTS], com[REJECTS]) | "AllRejects" >> beam.Flatten()
+    tables = {"cross_modal": cross, "pretrain": pretrain, "chain_of_modality": com.ok,
+              "eval": evaluation, "rejects": rejects}  # fmt: skip
+    for name, pcoll in tables.items():
+        _ = pcoll | f"Write_{name}" >> WriteTable(name, f"{staging}/{name}")
+
+
+def _extractor_of(unit_dirs: list[str]) -> dict:
+    """The extractor every input shard was made with; refuses a mix."""
+    seen = {}
+    for out in unit_dirs:
+        for f in sorted(Path(out, "units").glob("*.parquet")):
+            for e in pq.read_table(f, columns=["extractor"])["extractor"].to_pylist():
+                seen[json.dumps(e, sort_keys=True)] = e
+    if len(seen) != 1:
+        raise ValueError(f"the --units folders were made with {len(seen)} extractors: {list(seen)}")
+    return next(iter(seen.values()))
+
+
+def run(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="speechgpt build", description=__doc__)
+    parser.add_argument("--units", nargs="+", required=True, help="tokenize output folders")
+    parser.add_argument("--chats", required=True, help="moss-002-sft-style JSON array")
+    parser.add_argument("--t2u", help="a train-t2u output folder (speech backend t2u)")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--speech-backend", choices=("t2u", "tts"), default="t2u")
+    parser.add_argument("--kmeans", required=True, help="the centroids the units were made with")
+    arguments.add_extractor_args(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--asr-probability", type=float, default=0.5)
+    parser.add_argument("--pretrain-corpora", nargs="+", default=["librilight"])
+    parser.add_argument("--max-response-words", type=int, default=35)
+    parser.add_argument("--max-chats", type=int, help="use only the first N chats")
+    parser.add_argument("--validation-share", type=float, default=0.05)
+    args, beam_args = parser.parse_known_args(argv)
+    options = PipelineOptions(beam_args)
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = "FnApiRunner"
+
+    start = time.perf_counter()
+    extractor = _extractor_of(args.units)
+    from speechinstruct.extractors import load_centroids
+    from speechinstruct.kmeans import centroids_hash
+
+    if centroids_hash(load_centroids(args.kmeans)) != extractor["centroids_hash"]:
+        parser.error(f"--kmeans {args.kmeans} is not the centroids the units were made with")
+    chats = json.loads(Path(args.chats).read_text(encoding="utf-8"))
+    if not isinstance(chats, list):
+        parser.error(f"--chats {args.chats} is not a JSON array")
+    chats = chats[: args.max_chats] if args.max_chats else chats
+
+    out = Path(args.output).resolve()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with beam.Pipeline(options=options) as p:
+        build(p, args, chats, str(staging))
+
+    counts = {
+        table: {f.name.split("-")[0]: 0 for f in sorted((staging / table).glob("*.parquet"))}
+        for table in TABLES
+    }
+    for table in TABLES:
+        for f in sorted((staging / table).glob("*.parquet")):
+            counts[table][f.name.split("-")[0]] += pq.read_metadata(f).num_rows
+    files = [f for out_dir in args.units for f in Path(out_dir, "units").glob("*.parquet")]
+    corpora = sorted(
+        {c for f in files for c in pq.read_table(f, columns=["corpus"])["corpus"].to_pylist()}
+    )
+    info = {
+        "counts": counts, "corpora": corpora, "extractor": extractor,
+        "checkpoint": args.checkpoint, "kmeans": args.kmeans, "units": args.units,
+        "chats": args.chats, "chats_read": len(chats), "speech_backend": args.speech_backend,
+        "t2u": args.t2u, "seed": args.seed, "asr_probability": args.asr_probability,
+        "max_response_words": args.max_response_words,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }  # fmt: skip
+    com_chats = sum(counts["chain_of_modality"].values()) // 4
+    if com_chats + sum(counts["rejects"].values()) != len(chats):
+        raise RuntimeError(f"chats do not reconcile: {len(chats)} read, {com_chats} built, "
+                           f"{counts['rejects']} rejected")  # fmt: skip
+    (staging / "build.json").write_text(json.dumps(info, indent=1) + "\n")
+    replace_folder(staging, out)
+    print(f"build: {json.dumps(counts)} -> {out}", flush=True)
+    return info
