@@ -21,6 +21,7 @@ JOBS: dict[str, tuple[str, str]] = {
         "train the text-to-unit model on unit rows with text",
     ),
     "build": ("pipelines.build", "SpeechInstruct tables from unit shards and chats (Beam)"),
+    "publish": ("pipelines.publish", "a build output -> a dataset folder with its card"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

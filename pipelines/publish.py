@@ -1,0 +1,132 @@
+"""``speechgpt publish``: a ``build`` output → a dataset folder ``datasets.load_dataset`` reads.
+
+``DS/README.md`` (the dataset card: YAML ``configs`` with ``data_files`` globs, features,
+row counts, how it was built) and ``DS/data/<config>/<split>-NNNNN-of-NNNNN.parquet``. The
+folder appears whole; ``--push-to-hub REPO`` uploads it with ``huggingface_hub``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines.shards import replace_folder
+from schemas import SCHEMA_VERSION, features
+
+CONFIGS = ("cross_modal", "chain_of_modality", "pretrain", "eval")
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def _splits(folder: Path) -> dict[str, dict[str, int]]:
+    """Per split: rows and uncompressed bytes, from the Parquet footers."""
+    counts: dict[str, dict[str, int]] = {}
+    for f in sorted(folder.glob("*.parquet")):
+        meta = pq.read_metadata(f)
+        split = counts.setdefault(f.name.split("-")[0], {"num_examples": 0, "num_bytes": 0})
+        split["num_examples"] += meta.num_rows
+        split["num_bytes"] += sum(
+            meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)
+        )
+    return dict(sorted(counts.items(), key=lambda kv: SPLIT_ORDER.index(kv[0])))
+
+
+def card(counts: dict[str, dict[str, dict[str, int]]], info: dict) -> str:
+    """The dataset card: YAML header for ``datasets``/the Hub, then how it was made."""
+    configs = [c for c in CONFIGS if counts.get(c)]
+    header = {
+        "configs": [
+            {"config_name": c, "default": c == "cross_modal",
+             "data_files": [{"split": s, "path": f"data/{c}/{s}-*.parquet"} for s in counts[c]]}
+            for c in configs
+        ],
+        "dataset_info": [
+            {"config_name": c, "features": features(c)._to_yaml_list(),
+             "splits": [{"name": s, **n} for s, n in counts[c].items()]}
+            for c in configs
+        ],
+        "language": ["en"],
+        "task_categories": ["automatic-speech-recognition", "text-to-speech", "text-generation"],
+        "tags": ["speech", "discrete-units", "speechgpt", "speechinstruct"],
+    }  # fmt: skip
+    ex = info.get("extractor", {})
+    rows = "\n".join(f"| `{c}` | {s} | {n['num_examples']} |"
+                     for c in configs for s, n in counts[c].items())  # fmt: skip
+    return f"""---
+{yaml.safe_dump(header, sort_keys=False).strip()}
+---
+
+# SpeechInstruct
+
+Cross-modal and chain-of-modality instructions in the style of SpeechGPT (Zhang et al.,
+2023): speech as discrete units `<sosp><u1><u2>…<eosp>`, built by `speechgpt build`.
+
+```python
+from datasets import load_dataset
+ds = load_dataset("path/to/this/folder", "chain_of_modality")
+```
+
+| config | split | rows |
+|---|---|---|
+{rows}
+
+Configs: `cross_modal` (template 1: ASR/TTS with a task description), `chain_of_modality`
+(s2s, s2t, t2s, t2t with `[tq]`/`[ta]`/`[ua]`), `pretrain` (unit sequences for stage 1),
+`eval` (6 roles × 10 spoken instruction/response pairs). `prompt` is what the model
+reads; `response` is what it learns to write. Unit columns are `int16`.
+
+## How it was built
+
+- corpora: {", ".join(info.get("corpora", []))}
+- unit extractor: {ex.get("name")} (layer {ex.get("layer")}), K = {ex.get("k")}, centroids
+  hash `{ex.get("centroids_hash")}` ({info.get("kmeans")}); checkpoint: {info.get("checkpoint")}
+- speech for chain-of-modality: {info.get("speech_backend")} (T2U checkpoint: {info.get("t2u")})
+- chats: {info.get("chats")} ({info.get("chats_read")} read); responses under
+  {info.get("max_response_words")} words
+- seed {info.get("seed")}, ASR probability {info.get("asr_probability")}, schema version
+  {SCHEMA_VERSION}
+"""
+
+
+def publish(build: Path, output: Path) -> dict:
+    info = json.loads((build / "build.json").read_text())
+    staging = output.with_name(output.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = {}
+    for config in CONFIGS:
+        counts[config] = _splits(build / config)
+        if counts[config]:
+            shutil.copytree(build / config, staging / "data" / config)
+    if not any(counts.values()):
+        raise ValueError(f"{build} holds no rows for any of {CONFIGS}")
+    (staging / "README.md").write_text(card(counts, info))
+    (staging / "build.json").write_text(json.dumps(info, indent=1) + "\n")
+    replace_folder(staging, output)
+    return counts
+
+
+def push(folder: Path, repo: str) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=os.environ.get("HF_TOKEN"))
+    api.create_repo(repo, repo_type="dataset", exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset")
+
+
+def run(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="speechgpt publish", description=__doc__)
+    parser.add_argument("--input", required=True, help="a `speechgpt build` output folder")
+    parser.add_argument("--output", required=True, help="the dataset folder to write")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="also upload (token: HF_TOKEN)")
+    args = parser.parse_args(argv)
+    counts = publish(Path(args.input), Path(args.output).resolve())
+    print(f"publish: {json.dumps(counts)} -> {args.output}")
+    if args.push_to_hub:
+        push(Path(args.output), args.push_to_hub)
+        print(f"publish: uploaded to the Hub dataset {args.push_to_hub}")
+    return counts

@@ -1,0 +1,124 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_dataset
+
+from pipelines import build, learn_kmeans, publish, tokenize
+from speechinstruct.t2u import train as t2u_train
+from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse
+
+K = 16
+CORPORA = {
+    "librispeech": ("LibriSpeech", None),
+    "librilight": ("librilight", "small"),
+    "commonvoice": ("cv-corpus/en", "validated"),
+    "gigaspeech": ("GigaSpeech", None),
+}
+
+
+@pytest.fixture(scope="module")
+def made(sample, tmp_path_factory) -> dict:
+    """Units of all four sample corpora, a T2U model, and chats with damaged records."""
+    work = tmp_path_factory.mktemp("build")
+    root = sample["root"]
+    km = str(work / "km.npy")
+    learn_kmeans.run(["--corpus", "librispeech", "--input", str(root / "LibriSpeech"),
+                      "--k", str(K), "--output", km])  # fmt: skip
+    units = []
+    for corpus, (folder, split) in CORPORA.items():
+        out = str(work / "units" / corpus)
+        argv = ["--corpus", corpus, "--input", str(root / folder), "--kmeans", km, "--output", out]
+        tokenize.run(argv + (["--split", split] if split else []))
+        units.append(out)
+    t2u = str(work / "t2u")
+    t2u_train.run(["--units", *units, "--output", t2u, "--steps", "30"])
+    chats = json.loads((root / "moss" / "en_helpfulness.json").read_text())[:20]
+    french = "[Human]: Ça va bien aujourd'hui? <eoh> [MOSS]: Très bien, merci à vous, ça va <eoa>"
+    chats += [
+        {"plain_text": "no turns here", "prefix": ""},
+        "not an object",
+        {"plain_text": french},
+    ]
+    (work / "chats.json").write_text(json.dumps(chats))
+    return {"work": work, "km": km, "units": units, "t2u": t2u, "chats": chats}
+
+
+def _build(made, out, *extra) -> dict:
+    return build.run(["--units", *made["units"], "--chats", str(made["work"] / "chats.json"),
+                      "--t2u", made["t2u"], "--kmeans", made["km"], "--output", str(out),
+                      *extra])  # fmt: skip
+
+
+def test_build_publish_and_load(made, tmp_path):
+    info = _build(made, tmp_path / "build")
+    rejects = [r for f in (tmp_path / "build" / "rejects").glob("*.parquet")
+               for r in pq.read_table(f).to_pylist()]  # fmt: skip
+    reasons = {r["reason"] for r in rejects}
+    assert {"bad_chat", "not_english"} <= reasons
+    long = sum(len(c["plain_text"].split("[MOSS]:")[1].split("<eoa>")[0].split()) >= 35
+               for c in made["chats"][:20])  # fmt: skip
+    assert sum(r["reason"] == "long_response" for r in rejects) == long
+    com = sum(info["counts"]["chain_of_modality"].values())
+    assert com == 4 * (len(made["chats"]) - len(rejects))
+    assert sorted(info["corpora"]) == sorted(CORPORA)
+
+    publish.run(["--input", str(tmp_path / "build"), "--output", str(tmp_path / "ds")])
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert "config_name: chain_of_modality" in card and f"K = {K}" in card
+    for config in publish.CONFIGS:
+        ds = load_dataset(str(tmp_path / "ds"), config)
+        streamed = load_dataset(str(tmp_path / "ds"), config, streaming=True)
+        assert set(ds) == set(streamed) and set(ds) <= {"train", "validation", "test"}
+        for split, rows in ds.items():
+            assert rows.features == publish.features(config)
+            assert len(rows) == info["counts"][config][split] > 0
+            first = next(iter(streamed[split]))
+            assert first == rows[0]
+            unit_cols = [
+                c
+                for c in rows.column_names
+                if c in ("units", "speech_instruction", "speech_response")
+            ]
+            assert all(0 <= u < K for c in unit_cols for seq in rows[c] for u in seq)
+    cross = load_dataset(str(tmp_path / "ds"), "cross_modal", split="train")
+    com = load_dataset(str(tmp_path / "ds"), "chain_of_modality", split="train")
+    for row in cross:
+        name, fields = parse(row["prompt"], row["response"], CROSS_MODAL)
+        assert name == row["task"] and fields["text"] == row["text"]
+        assert fields["speech"] == row["units"]
+    for row in com:
+        name, fields = parse(row["prompt"], row["response"], CHAIN_OF_MODALITY)
+        assert name == row["format"] and fields["text_response"] == row["text_response"]
+    assert set(com["format"]) == set(CHAIN_OF_MODALITY)
+    assert {row["task"] for row in cross} == {"asr", "tts"}
+    evaluation = load_dataset(str(tmp_path / "ds"), "eval", split="test")
+    assert len(evaluation) == 60 and len(set(evaluation["role"])) == 6
+
+
+def test_same_seed_same_rows_and_tts_backend(made, tmp_path):
+    a = _build(made, tmp_path / "a", "--max-chats", "6")
+    b = _build(made, tmp_path / "b", "--max-chats", "6")
+    for table in build.TABLES:
+        files = sorted(p.name for p in (tmp_path / "a" / table).glob("*.parquet"))
+        for name in files:
+            assert (tmp_path / "a" / table / name).read_bytes() == (
+                tmp_path / "b" / table / name
+            ).read_bytes()
+    assert a["counts"] == b["counts"]
+    tts = _build(made, tmp_path / "tts", "--max-chats", "6", "--speech-backend", "tts")
+    assert tts["counts"]["chain_of_modality"] == a["counts"]["chain_of_modality"]
+    rows = pq.read_table(next((tmp_path / "tts" / "chain_of_modality").glob("train-*"))).to_pylist()
+    assert all(row["speech_response"] for row in rows)
+
+
+def test_wrong_centroids_are_refused(made, tmp_path):
+    import numpy as np
+
+    np.save(
+        tmp_path / "other.npy", np.random.default_rng(0).standard_normal((K, 39)).astype("float32")
+    )
+    with pytest.raises(SystemExit):
+        build.run(["--units", *made["units"], "--chats", str(made["work"] / "chats.json"),
+                   "--t2u", made["t2u"], "--kmeans", str(tmp_path / "other.npy"),
+                   "--output", str(tmp_path / "x")])  # fmt: skip
