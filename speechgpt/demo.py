@@ -1,8 +1,9 @@
 """``speechgpt demo``: the main job on the embedded default, one step after another.
 
 Steps so far: write the sample corpora; learn MFCC k-means on the LibriLight sample;
-tokenize all four corpora into unit shards, printing what was kept, rejected and
-deduplicated. A second run reuses finished steps.
+tokenize all four corpora into unit shards (printing what was kept, rejected and
+deduplicated); train the text-to-unit model; build SpeechInstruct; publish it as a
+dataset folder. A second run reuses finished steps.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import learn_kmeans, tokenize
+from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, make_corpora
+from speechinstruct.t2u import train as t2u_train
 
 CORPORA = (  # corpus, folder under the corpora dir, split
     ("librispeech", "LibriSpeech", None),
@@ -24,6 +26,7 @@ CORPORA = (  # corpus, folder under the corpora dir, split
     ("gigaspeech", "GigaSpeech", None),
 )
 K = 100
+T2U_STEPS = 300
 
 
 def step(name: str, output: Path, done: bool, work: Callable[[], object]) -> None:
@@ -67,3 +70,23 @@ def run(argv: list[str] | None = None) -> None:
         print(f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
               f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
               f"({stats['audio_seconds'] / 60:.1f} min of audio)", flush=True)  # fmt: skip
+
+    unit_dirs = [str(out / "units" / corpus) for corpus, _, _ in CORPORA]
+    t2u = out / "t2u"
+    step("train-t2u", t2u, (t2u / "t2u_metrics.json").exists(), lambda: t2u_train.run(
+        ["--units", *unit_dirs[:1], *unit_dirs[2:], "--output", str(t2u),
+         "--steps", str(T2U_STEPS), "--seed", str(args.seed)]))  # fmt: skip
+    metrics = json.loads((t2u / "t2u_metrics.json").read_text())
+    print(f"[train-t2u] held-out unit error rate {metrics['heldout_uer']:.3f} "
+          f"(untrained {metrics['untrained_uer']:.3f})")  # fmt: skip
+
+    built = out / "speechinstruct-build"
+    step("build", built, (built / "build.json").exists(), lambda: build.run([
+        "--units", *unit_dirs, "--chats", str(corpora / "moss" / "en_helpfulness.json"),
+        "--t2u", str(t2u), "--kmeans", str(km), "--output", str(built), "--seed", str(args.seed),
+    ]))  # fmt: skip
+    dataset = out / "speechinstruct"
+    step("publish", dataset, (dataset / "README.md").exists(),
+         lambda: publish.run(["--input", str(built), "--output", str(dataset)]))  # fmt: skip
+    counts = json.loads((built / "build.json").read_text())["counts"]
+    print(f"[publish] {json.dumps({k: v for k, v in counts.items() if k != 'rejects'})}")

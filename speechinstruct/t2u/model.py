@@ -84,7 +84,7 @@ class T2U:
         return {k: v.to(self.model.device) for k, v in enc.items() if k != "token_type_ids"}
 
     @torch.inference_mode()
-    def generate(self, texts: list[str], batch_size: int = 16, units_per_char: float = 4.0,
+    def generate(self, texts: list[str], batch_size: int = 16, units_per_char: float = 3.0,
                  num_beams: int = 1) -> list[list[int]]:  # fmt: skip
         """Greedy (or beam) decoding of each text into units; ``[]`` for empty text."""
         out: list[list[int]] = [[] for _ in texts]
