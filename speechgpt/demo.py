@@ -44,6 +44,8 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=os.environ.get("DEMO_DIR", "demo-out"))
     parser.add_argument("--utterances", type=int, default=DEFAULT_UTTERANCES)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--t2u-steps", type=int, default=T2U_STEPS)
+    parser.add_argument("--max-chats", type=int, help="chats for chain-of-modality (default all)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     corpora = out / "corpora"
@@ -75,7 +77,7 @@ def run(argv: list[str] | None = None) -> None:
     t2u = out / "t2u"
     step("train-t2u", t2u, (t2u / "t2u_metrics.json").exists(), lambda: t2u_train.run(
         ["--units", *unit_dirs[:1], *unit_dirs[2:], "--output", str(t2u),
-         "--steps", str(T2U_STEPS), "--seed", str(args.seed)]))  # fmt: skip
+         "--steps", str(args.t2u_steps), "--seed", str(args.seed)]))  # fmt: skip
     metrics = json.loads((t2u / "t2u_metrics.json").read_text())
     print(f"[train-t2u] held-out unit error rate {metrics['heldout_uer']:.3f} "
           f"(untrained {metrics['untrained_uer']:.3f})")  # fmt: skip
@@ -84,7 +86,7 @@ def run(argv: list[str] | None = None) -> None:
     step("build", built, (built / "build.json").exists(), lambda: build.run([
         "--units", *unit_dirs, "--chats", str(corpora / "moss" / "en_helpfulness.json"),
         "--t2u", str(t2u), "--kmeans", str(km), "--output", str(built), "--seed", str(args.seed),
-    ]))  # fmt: skip
+    ] + (["--max-chats", str(args.max_chats)] if args.max_chats else [])))  # fmt: skip
     dataset = out / "speechinstruct"
     step("publish", dataset, (dataset / "README.md").exists(),
          lambda: publish.run(["--input", str(built), "--output", str(dataset)]))  # fmt: skip

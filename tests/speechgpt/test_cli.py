@@ -16,7 +16,7 @@ def test_unknown_job(capsys):
     assert "unknown job 'nope'" in capsys.readouterr().err
 
 
-def test_demo_tokenizes_all_four_corpora(tmp_path):
+def test_demo_runs_the_chain_and_reuses_steps(tmp_path):
     """The real console entry point, as `make demo` runs it (smaller corpora)."""
     cmd = [
         sys.executable,
@@ -35,5 +35,7 @@ def test_demo_tokenizes_all_four_corpora(tmp_path):
         assert read >= kept > 0
         assert (tmp_path / "units" / corpus / "stats.json").exists()
     assert "'garbage_tag':" in first  # the sample GigaSpeech has tagged segments
+    assert (tmp_path / "speechinstruct" / "README.md").exists()
+    assert "[train-t2u] held-out unit error rate" in first
     second = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "[corpus] reusing" in second and "[tokenize gigaspeech] reusing" in second
