@@ -86,15 +86,42 @@ CHAIN_OF_MODALITY = ("s2s", "s2t", "t2s", "t2t")
 STANDARD = ("std_s2s", "std_s2t", "std_t2s", "std_t2t")
 
 
-def render(name: str, **fields) -> tuple[str, str]:
-    """``(prompt, response)`` of template ``name``; speech fields take unit lists."""
+Segment = tuple[str, object]  # ("markup" | "text", str) or ("speech", list of units)
+
+
+def _segments(text: str, values: dict) -> list[Segment]:
+    out: list[Segment] = []
+    for literal, field, _, _ in string.Formatter().parse(text):
+        if literal:
+            out.append(("markup", literal))
+        if field:
+            kind = "speech" if field in SPEECH_FIELDS else "text"
+            out.append((kind, list(values[field]) if kind == "speech" else str(values[field])))
+    return out
+
+
+def segments(name: str, **fields) -> tuple[list[Segment], list[Segment]]:
+    """The prompt and response of template ``name`` as markup, text and speech pieces.
+
+    A tokenizer turns only ``markup`` into control tokens; ``text`` (what a person or a
+    chat wrote) is tokenized as plain text, so it can never forge ``<eoh>`` or ``<123>``.
+    """
     template = TEMPLATES[name]
     missing = set(template.fields) - set(fields)
     if missing:
         raise KeyError(f"template {name!r} needs {sorted(missing)}")
-    values = {k: format_units(v) if k in SPEECH_FIELDS else str(v) for k, v in fields.items()}
-    prompt = HUMAN + template.human.format(**values) + EOH + " " + ASSISTANT
-    return prompt, template.answer.format(**values) + EOA
+    prompt = _segments(HUMAN + template.human + EOH + " " + ASSISTANT, fields)
+    return prompt, _segments(template.answer + EOA, fields)
+
+
+def join(pieces: list[Segment]) -> str:
+    return "".join(format_units(v) if kind == "speech" else v for kind, v in pieces)
+
+
+def render(name: str, **fields) -> tuple[str, str]:
+    """``(prompt, response)`` of template ``name``; speech fields take unit lists."""
+    prompt, response = segments(name, **fields)
+    return join(prompt), join(response)
 
 
 def _pattern(text: str) -> str:
