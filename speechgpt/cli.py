@@ -22,6 +22,8 @@ JOBS: dict[str, tuple[str, str]] = {
     ),
     "build": ("pipelines.build", "SpeechInstruct tables from unit shards and chats (Beam)"),
     "publish": ("pipelines.publish", "a build output -> a dataset folder with its card"),
+    "init-model": ("training.init_model", "a tiny random Llama + BPE tokenizer for offline runs"),
+    "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

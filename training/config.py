@@ -1,0 +1,55 @@
+"""Stage configs: YAML presets with the paper's numbers (``configs/paper``) or tiny CPU ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: int
+    data_config: str
+    batch_size: int  # global, in sequences
+    micro_batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    max_length: int
+    steps: int
+    zero_stage: int
+    bf16: bool
+    save_steps: int
+    log_steps: int = 1
+    lora_r: int = 0
+    lora_alpha: int = 0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ()
+    seed: int = 0
+
+    def accumulation(self, world_size: int) -> int:
+        per_step = self.micro_batch_size * world_size
+        if self.batch_size % per_step:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
+                             f"micro_batch_size × world size = {per_step}")  # fmt: skip
+        return self.batch_size // per_step
+
+
+def load(path: str | Path, **overrides) -> StageConfig:
+    """A YAML preset (a path, or ``tiny/stage1``-style name), with CLI overrides applied."""
+    path = Path(path)
+    if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
+        path = CONFIGS / f"{path}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    known = {f.name for f in fields(StageConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    if "lora_targets" in raw:
+        raw["lora_targets"] = tuple(raw["lora_targets"])
+    return StageConfig(**raw)

@@ -1,0 +1,81 @@
+"""``speechgpt init-model``: a small random-init Llama-architecture model and a BPE tokenizer
+trained on the dataset's text, so the whole chain runs with no download. Real users pass
+a local LLaMA folder to ``speechgpt train --base-model`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from speechinstruct import descriptions
+from speechinstruct.templates import SYSTEM
+from training.data import load_split
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPreset:
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    vocab: int
+
+
+PRESETS = {"tiny": ModelPreset(hidden=128, layers=2, heads=4, intermediate=352, vocab=2000)}
+
+
+def dataset_texts(data: str) -> list[str]:
+    texts = [SYSTEM, *descriptions.load("asr"), *descriptions.load("tts")]
+    wanted = {"cross_modal": ["text"], "chain_of_modality": ["text_instruction", "text_response"]}
+    for config, columns in wanted.items():
+        rows = load_split(data, config, "train")
+        for column in columns:
+            texts += rows[column]
+    return texts
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")  # fmt: skip
+
+
+def build_model(preset: ModelPreset, tokenizer, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=preset.hidden, num_hidden_layers=preset.layers,
+        num_attention_heads=preset.heads, num_key_value_heads=preset.heads,
+        intermediate_size=preset.intermediate, max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )  # fmt: skip
+    return LlamaForCausalLM(config)
+
+
+def run(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="speechgpt init-model", description=__doc__)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--data", required=True, help="a published SpeechInstruct dataset")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
+    tokenizer = train_tokenizer(dataset_texts(args.data), preset.vocab)
+    model = build_model(preset, tokenizer, args.seed)
+    model.save_pretrained(args.output)
+    tokenizer.save_pretrained(args.output)
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"init-model: {params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)} -> {args.output}"
+    )
+    return args.output

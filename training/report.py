@@ -1,0 +1,40 @@
+"""What a training run leaves beside its model: ``metrics.jsonl`` and a loss-curve PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class Metrics:
+    """Appends one JSON object per logged step; on resume, forgets steps past the checkpoint."""
+
+    def __init__(self, folder: Path, resume_step: int = 0):
+        self.path = folder / "metrics.jsonl"
+        kept = []
+        if resume_step and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= resume_step]  # fmt: skip
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def log(self, **row) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def rows(self) -> list[dict]:
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+
+def plot_loss(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.5)
+    ax.set(xlabel="step", ylabel="training loss", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
