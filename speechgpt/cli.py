@@ -24,6 +24,7 @@ JOBS: dict[str, tuple[str, str]] = {
     "publish": ("pipelines.publish", "a build output -> a dataset folder with its card"),
     "init-model": ("training.init_model", "a tiny random Llama + BPE tokenizer for offline runs"),
     "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),
+    "merge-lora": ("training.merge_lora", "fold a stage-3 LoRA adapter into its base model"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

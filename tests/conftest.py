@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import make_corpora
+from speechinstruct.t2u import train as t2u_train
 
 SAMPLE_UTTERANCES = 32
+K = 16
+CORPORA = {  # corpus: (folder under the corpora root, split)
+    "librispeech": ("LibriSpeech", None),
+    "librilight": ("librilight", "small"),
+    "commonvoice": ("cv-corpus/en", "validated"),
+    "gigaspeech": ("GigaSpeech", None),
+}
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +36,41 @@ def damaged(sample, tmp_path) -> Path:
     copy = tmp_path / "corpora"
     shutil.copytree(sample["root"], copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def made(sample, tmp_path_factory) -> dict:
+    """Units of all four sample corpora (K=16 MFCC), a T2U model, and chats with damage."""
+    work = tmp_path_factory.mktemp("made")
+    root = sample["root"]
+    km = str(work / "km.npy")
+    learn_kmeans.run(["--corpus", "librispeech", "--input", str(root / "LibriSpeech"),
+                      "--k", str(K), "--output", km])  # fmt: skip
+    units = []
+    for corpus, (folder, split) in CORPORA.items():
+        out = str(work / "units" / corpus)
+        argv = ["--corpus", corpus, "--input", str(root / folder), "--kmeans", km, "--output", out]
+        tokenize.run(argv + (["--split", split] if split else []))
+        units.append(out)
+    t2u = str(work / "t2u")
+    t2u_train.run(["--units", *units, "--output", t2u, "--steps", "30"])
+    chats = json.loads((root / "moss" / "en_helpfulness.json").read_text())[:20]
+    french = "[Human]: Ça va bien aujourd'hui? <eoh> [MOSS]: Très bien, merci à vous, ça va <eoa>"
+    chats += [
+        {"plain_text": "no turns here", "prefix": ""},
+        "not an object",
+        {"plain_text": french},
+    ]
+    (work / "chats.json").write_text(json.dumps(chats))
+    return {"work": work, "km": km, "units": units, "t2u": t2u, "chats": chats}
+
+
+@pytest.fixture(scope="session")
+def published(made) -> str:
+    """A SpeechInstruct dataset folder published from the sample corpora."""
+    work = made["work"]
+    build.run(["--units", *made["units"], "--chats", str(work / "chats.json"),
+               "--t2u", made["t2u"], "--kmeans", made["km"], "--output", str(work / "build"),
+               "--max-chats", "16"])  # fmt: skip
+    publish.run(["--input", str(work / "build"), "--output", str(work / "dataset")])
+    return str(work / "dataset")

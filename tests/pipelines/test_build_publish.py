@@ -1,47 +1,10 @@
-import json
-
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from pipelines import build, learn_kmeans, publish, tokenize
-from speechinstruct.t2u import train as t2u_train
+from pipelines import build, publish
 from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse
-
-K = 16
-CORPORA = {
-    "librispeech": ("LibriSpeech", None),
-    "librilight": ("librilight", "small"),
-    "commonvoice": ("cv-corpus/en", "validated"),
-    "gigaspeech": ("GigaSpeech", None),
-}
-
-
-@pytest.fixture(scope="module")
-def made(sample, tmp_path_factory) -> dict:
-    """Units of all four sample corpora, a T2U model, and chats with damaged records."""
-    work = tmp_path_factory.mktemp("build")
-    root = sample["root"]
-    km = str(work / "km.npy")
-    learn_kmeans.run(["--corpus", "librispeech", "--input", str(root / "LibriSpeech"),
-                      "--k", str(K), "--output", km])  # fmt: skip
-    units = []
-    for corpus, (folder, split) in CORPORA.items():
-        out = str(work / "units" / corpus)
-        argv = ["--corpus", corpus, "--input", str(root / folder), "--kmeans", km, "--output", out]
-        tokenize.run(argv + (["--split", split] if split else []))
-        units.append(out)
-    t2u = str(work / "t2u")
-    t2u_train.run(["--units", *units, "--output", t2u, "--steps", "30"])
-    chats = json.loads((root / "moss" / "en_helpfulness.json").read_text())[:20]
-    french = "[Human]: Ça va bien aujourd'hui? <eoh> [MOSS]: Très bien, merci à vous, ça va <eoa>"
-    chats += [
-        {"plain_text": "no turns here", "prefix": ""},
-        "not an object",
-        {"plain_text": french},
-    ]
-    (work / "chats.json").write_text(json.dumps(chats))
-    return {"work": work, "km": km, "units": units, "t2u": t2u, "chats": chats}
+from tests.conftest import CORPORA, K
 
 
 def _build(made, out, *extra) -> dict:
