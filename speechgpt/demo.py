@@ -3,7 +3,8 @@
 Steps so far: write the sample corpora; learn MFCC k-means on the LibriLight sample;
 tokenize all four corpora into unit shards (printing what was kept, rejected and
 deduplicated); train the text-to-unit model; build SpeechInstruct; publish it as a
-dataset folder. A second run reuses finished steps.
+dataset folder; make a tiny Llama and run training stages 1–3 on the published dataset.
+A second run reuses finished steps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, make_corpora
 from speechinstruct.t2u import train as t2u_train
+from training import init_model, train
 
 CORPORA = (  # corpus, folder under the corpora dir, split
     ("librispeech", "LibriSpeech", None),
@@ -46,6 +48,9 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--t2u-steps", type=int, default=T2U_STEPS)
     parser.add_argument("--max-chats", type=int, help="chats for chain-of-modality (default all)")
+    parser.add_argument(
+        "--train-steps", type=int, help="steps per stage (default: the tiny presets)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     corpora = out / "corpora"
@@ -92,3 +97,21 @@ def run(argv: list[str] | None = None) -> None:
          lambda: publish.run(["--input", str(built), "--output", str(dataset)]))  # fmt: skip
     counts = json.loads((built / "build.json").read_text())["counts"]
     print(f"[publish] {json.dumps({k: v for k, v in counts.items() if k != 'rejects'})}")
+
+    base = out / "models" / "base"
+    step("init-model", base, (base / "config.json").exists(), lambda: init_model.run(
+        ["--data", str(dataset), "--output", str(base), "--seed", str(args.seed)]))  # fmt: skip
+    previous = base
+    for stage in (1, 2, 3):
+        target = out / "models" / f"stage{stage}"
+        argv = ["--stage", str(stage), "--config", f"tiny/stage{stage}", "--data", str(dataset),
+                "--base-model", str(previous), "--output", str(target)]  # fmt: skip
+        argv += ["--steps", str(args.train_steps)] if args.train_steps else []
+        step(f"train stage {stage}", target, (target / "train_summary.json").exists(),
+             lambda argv=argv: train.run(argv))  # fmt: skip
+        summary = json.loads((target / "train_summary.json").read_text())
+        first, final = summary["first_loss"], summary["final_loss"]
+        print(
+            f"[train stage {stage}] loss {first:.3f} -> {final:.3f} over {summary['steps']} steps"
+        )
+        previous = target

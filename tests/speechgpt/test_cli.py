@@ -37,5 +37,8 @@ def test_demo_runs_the_chain_and_reuses_steps(tmp_path):
     assert "'garbage_tag':" in first  # the sample GigaSpeech has tagged segments
     assert (tmp_path / "speechinstruct" / "README.md").exists()
     assert "[train-t2u] held-out unit error rate" in first
+    for stage in (1, 2, 3):
+        assert f"[train stage {stage}] loss" in first
+    assert (tmp_path / "models" / "stage3" / "adapter_config.json").exists()
     second = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "[corpus] reusing" in second and "[tokenize gigaspeech] reusing" in second
