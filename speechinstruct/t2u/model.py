@@ -102,7 +102,9 @@ class T2U:
                 do_sample=False, suppress_tokens=suppress, decoder_start_token_id=BOS,
             )  # fmt: skip
             for i, row in zip(idx, ids.cpu().numpy(), strict=True):
-                out[i] = self.to_units(row)
+                # each text's own limit, so a result never depends on its batch-mates
+                limit = int(len(normalize_text(texts[i])) * units_per_char) + 8
+                out[i] = self.to_units(row)[:limit]
         return out
 
     def to_units(self, ids: np.ndarray) -> list[int]:
