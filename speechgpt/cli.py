@@ -25,6 +25,7 @@ JOBS: dict[str, tuple[str, str]] = {
     "init-model": ("training.init_model", "a tiny random Llama + BPE tokenizer for offline runs"),
     "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),
     "merge-lora": ("training.merge_lora", "fold a stage-3 LoRA adapter into its base model"),
+    "eval": ("training.evaluate", "held-out loss, ASR WER and the ChatGPT Score of a model"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

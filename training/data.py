@@ -59,13 +59,17 @@ def pack_units(rows, st: SpeechTokenizer, block: int) -> Encoded:
     return out
 
 
+def prompt_head(st: SpeechTokenizer, system: str = SYSTEM) -> list[int]:
+    """What every instruction sample starts with: BOS (if the model has one), the system prompt."""
+    head = st.markup(system) if system else []
+    return head if st.tok.bos_token_id is None else [st.tok.bos_token_id, *head]
+
+
 def encode_instructions(rows, st: SpeechTokenizer, max_length: int, names: tuple[str, ...],
                         system: str = SYSTEM) -> Encoded:  # fmt: skip
     """Stages 2–3: ``(input_ids, labels)`` with everything before the response masked."""
     out = Encoded()
-    head = st.markup(system) if system else []
-    if st.tok.bos_token_id is not None:
-        head = [st.tok.bos_token_id, *head]
+    head = prompt_head(st, system)
     for row in rows:
         name, fields = parse(row["prompt"], row["response"], names)
         prompt, response = segments(name, **fields)

@@ -11,7 +11,7 @@ import yaml
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from training import init_model, merge_lora, train
+from training import merge_lora, train
 from training.config import CONFIGS
 from training.tokens import num_units
 
@@ -19,22 +19,6 @@ from training.tokens import num_units
 def _metrics(path) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f]
-
-
-@pytest.fixture(scope="module")
-def stages(published, tmp_path_factory) -> dict:
-    """init-model, then stages 1 → 2 → 3 for a few steps each, on the published dataset."""
-    work = tmp_path_factory.mktemp("train")
-    base = init_model.run(["--data", published, "--output", str(work / "base")])
-    out, summaries, prev = {"base": base}, {}, base
-    for stage, steps in ((1, 12), (2, 12), (3, 12)):
-        out[stage] = str(work / f"stage{stage}")
-        summaries[stage] = train.run(["--stage", str(stage), "--config", f"tiny/stage{stage}",
-                                      "--data", published, "--base-model", prev,
-                                      "--output", out[stage], "--steps", str(steps)])  # fmt: skip
-        prev = out[stage]
-    out["summaries"] = summaries
-    return out
 
 
 def test_each_stage_learns_and_loads(stages):

@@ -1,0 +1,142 @@
+"""``speechgpt eval``: held-out loss per config, ASR word error rate, and (given an
+OpenAI-compatible endpoint) the ChatGPT Score of Appendix F on S2SIF, S2TIF, T2SIF, T2TIF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+import torch
+
+from speechinstruct.t2u.model import normalize_text
+from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse_answer, segments
+from training import data as stage_data
+from training.tokens import SpeechTokenizer
+
+ASR_DESCRIPTION = "Can you transcribe the speech into a written format?"
+TASKS = {"S2SIF": "s2s", "S2TIF": "s2t", "T2SIF": "t2s", "T2TIF": "t2t"}
+JUDGE_PROMPT = """You are evaluating a response that has been submitted for an instruction, using a specific set of standards. Below is the data:
+[BEGIN DATA]
+***
+[Instruction]: {inst}
+***
+[Response]: {resp}
+***
+[Criterion]: helpfulness:
+"1": "Not helpful - The generated text is completely irrelevant, unclear, or incomplete. It does not provide any useful information to the user."
+"2": "Somewhat helpful - The generated text has some relevance to the user's question, but it may be unclear or incomplete. It provides only partial information, or the information provided may not be useful for the user's needs."
+"3": "Moderately helpful - The generated text is relevant to the user's question, and it provides a clear and complete answer. However, it may lack detail or explanation that would be helpful for the user."
+"4": "Helpful - The generated text is quite relevant to the user's question, and it provides a clear, complete, and detailed answer. It offers additional information or explanations that are useful for the user. However, some of the points of the response are somewhat repetitive or could be combined for greater clarity and concision"
+"5": "Very helpful - The generated text is highly relevant to the user's question, and it provides a clear, complete, and detailed answer. It offers additional information, explanations, or analogies that are not only useful but also insightful and valuable to the user. However, the structured of the response is not well-organized and there is no clear progression or logical sequence of different points in the response."
+***
+[END DATA]
+Does the response meet the criterion? You should only write out your score in this format: "My score is: "
+"""  # noqa: E501  (Appendix F, verbatim)
+
+
+def load_model(path: str, lora: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if lora:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, lora)
+    return model.eval(), AutoTokenizer.from_pretrained(lora or path)
+
+
+@torch.inference_mode()
+def heldout_loss(model, samples: list) -> float:
+    total, count = 0.0, 0
+    for ids, labels in samples:
+        out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+        n = sum(1 for y in labels[1:] if y != stage_data.IGNORE)
+        total, count = total + out.loss.item() * n, count + n
+    return total / count if count else math.nan
+
+
+@torch.inference_mode()
+def answer(model, st: SpeechTokenizer, name: str, fields: dict, max_new_tokens: int) -> str:
+    prompt, _ = segments(name, **fields)
+    ids = stage_data.prompt_head(st) + st.encode(prompt)
+    eoa = st.tok.convert_tokens_to_ids("<eoa>")
+    out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=[eoa, st.eos], pad_token_id=st.eos)  # fmt: skip
+    return st.tok.decode(out[0, len(ids) :], skip_special_tokens=False)
+
+
+def judge(client, model: str, inst: str, resp: str) -> float | None:
+    reply = client.chat.completions.create(
+        model=model, temperature=0,
+        messages=[{"role": "user", "content": JUDGE_PROMPT.format(inst=inst, resp=resp)}],
+    )  # fmt: skip
+    match = re.search(r"My score is:\s*([1-5])", reply.choices[0].message.content or "")
+    return float(match.group(1)) if match else None
+
+
+def run(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="speechgpt eval", description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--lora", help="a stage-3 adapter on top of --model")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--max-samples", type=int, default=50, help="per config and task")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--judge-model", help="chat model for the ChatGPT Score (Appendix F)")
+    parser.add_argument("--base-url", help="an OpenAI-compatible endpoint for the judge")
+    parser.add_argument("--output", help="where to write eval.json (default: beside the model)")
+    args = parser.parse_args(argv)
+    import jiwer
+
+    model, tokenizer = load_model(args.model, args.lora)
+    st = SpeechTokenizer(tokenizer)
+    report: dict = {"model": args.model, "lora": args.lora, "data": args.data, "loss": {}}
+    for config, names in (("cross_modal", CROSS_MODAL), ("chain_of_modality", CHAIN_OF_MODALITY)):
+        try:
+            rows = stage_data.load_split(args.data, config, "validation")
+        except ValueError:  # no validation split in this dataset
+            continue
+        rows = rows.select(range(min(args.max_samples, len(rows))))
+        enc = stage_data.encode_instructions(rows, st, 4096, names)
+        report["loss"][config] = heldout_loss(model, enc.samples)
+
+    evaluation = stage_data.load_split(args.data, "eval", "test")
+    evaluation = evaluation.select(range(min(args.max_samples, len(evaluation))))
+    refs, hyps = [], []
+    for row in evaluation:
+        text = answer(model, st, "asr", {"description": ASR_DESCRIPTION,
+                                         "speech": row["speech_instruction"], "text": ""},
+                      args.max_new_tokens)  # fmt: skip
+        refs.append(normalize_text(row["text_instruction"]) or "-")
+        hyps.append(normalize_text(text.split("<eoa>")[0]) or "-")
+    report["asr_wer"] = float(jiwer.wer(refs, hyps))
+    report["asr_examples"] = [
+        {"reference": r, "hypothesis": h} for r, h in zip(refs[:3], hyps[:3], strict=True)
+    ]
+
+    if args.judge_model:
+        import os
+
+        from openai import OpenAI
+
+        client = OpenAI(api_key=os.environ.get("OPENAI_API_KEY", "none"), base_url=args.base_url)
+        scores = {}
+        for task, name in TASKS.items():
+            got = []
+            for row in evaluation:
+                fields = {k: row[k] for k in ("text_instruction", "speech_instruction")}
+                fields |= {"text_response": "", "speech_response": []}
+                ta = parse_answer(answer(model, st, name, fields, args.max_new_tokens)).get(
+                    "ta", ""
+                )
+                score = judge(client, args.judge_model, row["text_instruction"], ta)
+                if score is not None:
+                    got.append(score)
+            scores[task] = sum(got) / len(got) if got else None
+        report["chatgpt_score"] = scores
+    out = Path(args.output or Path(args.lora or args.model) / "eval.json")
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"eval: {json.dumps({k: v for k, v in report.items() if k != 'asr_examples'})}")
+    return report
