@@ -1,8 +1,7 @@
 """Training data from a published SpeechInstruct dataset: packing, prompt masking, buckets.
 
-Stage 1 packs ``<sosp>…<eosp></s>`` sequences into fixed blocks (no padding but the last
-block). Stages 2–3 learn the ``response`` only: the system prompt and ``prompt`` are -100
-(eq. 4); every sample ends with ``<eoa></s>``; samples over the max length are dropped and
+Stage 1 packs ``<sosp>…<eosp></s>`` sequences into full blocks (no padding). Stages 2–3
+learn the ``response`` only: the system prompt and ``prompt`` are -100 (eq. 4); every sample ends with ``<eoa></s>``; samples over the max length are dropped and
 counted, never cut.
 """
 
@@ -37,6 +36,7 @@ def dataset_units(data: str) -> int | None:
 class Encoded:
     samples: list[tuple[list[int], list[int]]] = field(default_factory=list)
     dropped_too_long: int = 0
+    dropped_tail_tokens: int = 0
     real_tokens: int = 0
     slots: int = 0
 
@@ -46,12 +46,17 @@ class Encoded:
 
 
 def pack_units(rows, st: SpeechTokenizer, block: int) -> Encoded:
-    """Stage 1: concatenate unit sequences and cut into blocks of ``block`` tokens."""
+    """Stage 1: concatenate unit sequences and cut into full blocks of ``block`` tokens.
+
+    As ``run_clm``'s ``group_texts``, the tail shorter than a block is dropped (and counted
+    in ``dropped_tail_tokens``) unless it is all there is, so every block is real tokens.
+    """
     stream: list[int] = []
     for row in rows:
         stream += [*st.units(row["units"]), st.eos]
-    out = Encoded(real_tokens=len(stream))
-    for start in range(0, len(stream), block):
+    full = len(stream) // block * block or len(stream)
+    out = Encoded(real_tokens=full, dropped_tail_tokens=len(stream) - full)
+    for start in range(0, full, block):
         chunk = stream[start : start + block]
         labels = chunk + [IGNORE] * (block - len(chunk))
         out.samples.append((chunk + [st.eos] * (block - len(chunk)), labels))

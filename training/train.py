@@ -154,6 +154,7 @@ def run(argv: list[str] | None = None) -> dict:
     summary = {
         "stage": cfg.stage, "steps": cfg.steps, "samples": len(encoded.samples),
         "dropped_too_long": encoded.dropped_too_long, "packing_efficiency": encoded.efficiency,
+        "dropped_tail_tokens": encoded.dropped_tail_tokens,
         "first_loss": rows[0]["loss"], "final_loss": rows[-1]["loss"],
         "base_model": args.base_model, "data": args.data, "config": args.config,
     }  # fmt: skip

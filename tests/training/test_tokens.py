@@ -82,5 +82,10 @@ def test_packing_fills_blocks():
     enc = pack_units(rows, st, 64)
     assert all(len(x) == len(y) == 64 for x, y in enc.samples)
     total = sum(len(r["units"]) + 3 for r in rows)
-    assert enc.real_tokens == total and enc.efficiency == total / (64 * len(enc.samples))
-    assert enc.efficiency > 0.98
+    assert len(enc.samples) == total // 64 and enc.efficiency == 1.0
+    assert enc.dropped_tail_tokens == total % 64
+    assert [t for x, _ in enc.samples for t in x] == [
+        t for r in rows for t in [*st.units(r["units"]), st.eos]
+    ][: 64 * len(enc.samples)]
+    (only,) = pack_units(rows[:2], st, 4096).samples  # shorter than a block: kept, padded
+    assert only[1].count(IGNORE) == 4096 - sum(len(r["units"]) + 3 for r in rows[:2])
