@@ -1,8 +1,9 @@
 """Training data from a published SpeechInstruct dataset: packing, prompt masking, buckets.
 
 Stage 1 packs ``<sosp>…<eosp></s>`` sequences into full blocks (no padding). Stages 2–3
-learn the ``response`` only: the system prompt and ``prompt`` are -100 (eq. 4); every sample ends with ``<eoa></s>``; samples over the max length are dropped and
-counted, never cut.
+learn the ``response`` only: the system prompt and ``prompt`` are -100 (eq. 4); every
+sample ends with ``<eoa></s>``; samples over the max length are dropped and counted,
+never cut.
 """
 
 from __future__ import annotations
