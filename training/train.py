@@ -56,6 +56,10 @@ def schedule(cfg):
     return factor
 
 
+def _mean_loss(rows: list[dict]) -> float:
+    return sum(r["loss"] for r in rows) / len(rows)
+
+
 def load_base(path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -155,7 +159,8 @@ def run(argv: list[str] | None = None) -> dict:
         "stage": cfg.stage, "steps": cfg.steps, "samples": len(encoded.samples),
         "dropped_too_long": encoded.dropped_too_long, "packing_efficiency": encoded.efficiency,
         "dropped_tail_tokens": encoded.dropped_tail_tokens,
-        "first_loss": rows[0]["loss"], "final_loss": rows[-1]["loss"],
+        # means over the first and last (up to) 5 logged steps: one batch's loss is noisy
+        "first_loss": _mean_loss(rows[:5]), "final_loss": _mean_loss(rows[-5:]),
         "base_model": args.base_model, "data": args.data, "config": args.config,
     }  # fmt: skip
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
