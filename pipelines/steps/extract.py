@@ -49,8 +49,9 @@ class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
                 for d, u in zip(batch, units, strict=True)]  # fmt: skip
 
     def batch_elements_kwargs(self) -> dict:
-        # fixed-size batches: Beam's adaptive sizing starts at 1 and rarely grows on a CPU
-        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
+        # Beam sizes batches adaptively up to batch_size. Fixed batches of 16 were measured
+        # slower here (more padding, see benchmarks/RESULTS.md) and perturb HuBERT more.
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
 
     def get_num_bytes(self, batch: Sequence[Decoded]) -> int:
         return sum(d.wave.nbytes for d in batch)
