@@ -14,19 +14,14 @@ import torch
 from results import machine, today, write_section
 
 from pipelines import build, learn_kmeans, publish, tokenize
-from pipelines.samples import make_corpora
+from pipelines.samples import LAYOUT, make_corpora
 from speechinstruct.t2u import train as t2u_train
 from speechinstruct.templates import CROSS_MODAL
 from training import data as stage_data
 from training import init_model, train
 from training.tokens import SpeechTokenizer
 
-CORPORA = {
-    "librispeech": ("LibriSpeech", None),
-    "librilight": ("librilight", "small"),
-    "commonvoice": ("cv-corpus/en", "validated"),
-    "gigaspeech": ("GigaSpeech", None),
-}
+CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
 STEPS, BATCH = 60, 4
 
 

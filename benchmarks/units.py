@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from results import RESULTS, write_section
 
 UTTERANCES = 56  # the sample LibriSpeech then holds ~170 s of audio
 BATCH = 8  # (b): length-sorted batches of this many waves
@@ -42,8 +43,6 @@ RETRIES = 2  # extra runs for a measurement that never had a quiet CPU (shared m
 QUIET = 0.2  # cores used by other processes below which a run counts as quiet
 DEADLINE = float("inf")  # set by main(): no retries after ~8 min
 GFLOP_PER_AUDIO_S = 14.0  # HuBERT-base up to layer 11 (conv front end ~5, 11 layers ~8)
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-START, END = "<!-- units:start -->", "<!-- units:end -->"
 
 
 def log(msg: str) -> None:
@@ -506,7 +505,7 @@ def main() -> dict:
         minutes=(time.perf_counter() - begin) / 60,
     )
     section = report(results)
-    write_section(section)
+    write_section("units", section)
     print(section, flush=True)
     log(f"wrote {RESULTS} in {results['minutes']:.1f} min")
     return results
@@ -555,7 +554,7 @@ def report(r: dict) -> str:
         )
     ]
     ag, ceiling = h["agree"], g["bf16"] / GFLOP_PER_AUDIO_S
-    return f"""{START}
+    return f"""
 ## Units (issue: units at scale)
 
 - Date: {r["date"]}
@@ -626,7 +625,7 @@ is {GFLOP_PER_AUDIO_S / g["bf16"] * 1000:.0f} ms of compute per audio-second, a 
 (c) at {speed(h[f"c{tb}"]) / ceiling:.0%}.
 
 {interpret(r)}
-{END}"""
+"""
 
 
 def interpret(r: dict) -> str:
@@ -694,16 +693,6 @@ def interpret(r: dict) -> str:
             else f"The kept HuBERT measurements ran on a quiet CPU (others ≤ {noisy:.1f} cores)."
         )
     )
-
-
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,17 @@ def add_extractor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the model")
 
 
+def pipeline_options(beam_args: list[str]):
+    """Beam options from the argv's leftovers; with no ``--runner``, the in-process
+    ``FnApiRunner`` (Beam's DirectRunner first tries to download Prism, which fails offline)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = "FnApiRunner"
+    return options
+
+
 def limits(args: argparse.Namespace) -> AudioLimits:
     return AudioLimits(min_s=args.min_seconds, max_s=args.max_seconds)
 

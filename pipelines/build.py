@@ -17,7 +17,6 @@ from pathlib import Path
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import arguments
 from pipelines.shards import replace_folder
@@ -185,9 +184,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-chats", type=int, help="use only the first N chats")
     parser.add_argument("--validation-share", type=float, default=0.05)
     args, beam_args = parser.parse_known_args(argv)
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "FnApiRunner"
+    options = arguments.pipeline_options(beam_args)
 
     start = time.perf_counter()
     extractor = _extractor_of(args.units)

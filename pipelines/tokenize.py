@@ -19,7 +19,6 @@ from pathlib import Path
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import arguments, sources
 from pipelines.records import Reject
@@ -110,9 +109,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-shard-mb", type=float, default=MAX_SHARD_BYTES / 2**20)
     args, beam_args = parser.parse_known_args(argv)
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "FnApiRunner"  # skips the Prism download try
+    options = arguments.pipeline_options(beam_args)
 
     start = time.perf_counter()
     spec = arguments.extractor_spec(args)

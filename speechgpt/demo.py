@@ -17,16 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines import build, learn_kmeans, publish, tokenize
-from pipelines.samples import DEFAULT_UTTERANCES, make_corpora
+from pipelines.samples import DEFAULT_UTTERANCES, LAYOUT, make_corpora
 from speechinstruct.t2u import train as t2u_train
 from training import init_model, train
 
-CORPORA = (  # corpus, folder under the corpora dir, split
-    ("librispeech", "LibriSpeech", None),
-    ("librilight", "librilight", "small"),
-    ("commonvoice", "cv-corpus/en", "validated"),
-    ("gigaspeech", "GigaSpeech", None),
-)
 K = 100
 T2U_STEPS = 300
 
@@ -66,7 +60,7 @@ def run(argv: list[str] | None = None) -> None:
         "--extractor", "mfcc", "--k", str(K), "--output", str(km), "--seed", str(args.seed),
     ]))  # fmt: skip
 
-    for corpus, folder, split in CORPORA:
+    for corpus, (folder, split) in LAYOUT.items():
         units = out / "units" / corpus
         argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
                 "--kmeans", str(km), "--output", str(units)]  # fmt: skip
@@ -78,10 +72,10 @@ def run(argv: list[str] | None = None) -> None:
               f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
               f"({stats['audio_seconds'] / 60:.1f} min of audio)", flush=True)  # fmt: skip
 
-    unit_dirs = [str(out / "units" / corpus) for corpus, _, _ in CORPORA]
+    unit_dirs = [str(out / "units" / corpus) for corpus in LAYOUT]
     t2u = out / "t2u"
     step("train-t2u", t2u, (t2u / "t2u_metrics.json").exists(), lambda: t2u_train.run(
-        ["--units", *unit_dirs[:1], *unit_dirs[2:], "--output", str(t2u),
+        ["--units", *unit_dirs, "--output", str(t2u),
          "--steps", str(args.t2u_steps), "--seed", str(args.seed)]))  # fmt: skip
     metrics = json.loads((t2u / "t2u_metrics.json").read_text())
     print(f"[train-t2u] held-out unit error rate {metrics['heldout_uer']:.3f} "

@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipelines import build, learn_kmeans, publish, tokenize
-from pipelines.samples import make_corpora
+from pipelines.samples import LAYOUT, make_corpora
 from speechinstruct.t2u import train as t2u_train
 
 SAMPLE_UTTERANCES = 32
 K = 16
-CORPORA = {  # corpus: (folder under the corpora root, split)
-    "librispeech": ("LibriSpeech", None),
-    "librilight": ("librilight", "small"),
-    "commonvoice": ("cv-corpus/en", "validated"),
-    "gigaspeech": ("GigaSpeech", None),
-}
+CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,13 @@ from pipelines.samples import commonvoice, gigaspeech, librilight, librispeech, 
 from speechinstruct.texts import sentences
 
 FOLDERS = ("LibriSpeech", "librilight", "cv-corpus", "GigaSpeech", "moss")
+# corpus -> (its root under the output folder, the split a reader takes), as readers need them
+LAYOUT: dict[str, tuple[str, str | None]] = {
+    "librispeech": ("LibriSpeech", None),
+    "librilight": ("librilight", "small"),
+    "commonvoice": ("cv-corpus/en", "validated"),
+    "gigaspeech": ("GigaSpeech", None),
+}
 DEFAULT_UTTERANCES = 40
 
 

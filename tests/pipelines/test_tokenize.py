@@ -15,16 +15,12 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines import learn_kmeans, sources, tokenize
 from pipelines.records import Utterance
+from pipelines.samples import LAYOUT
 from pipelines.steps.dedup import DUPLICATES, Deduplicate
 from schemas import validate
 
 K = 16
-CORPORA = {  # corpus: (folder, split)
-    "librispeech": ("LibriSpeech", None),
-    "librilight": ("librilight", "small"),
-    "commonvoice": ("cv-corpus/en", "validated"),
-    "gigaspeech": ("GigaSpeech", None),
-}
+CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
 
 
 @pytest.fixture(scope="module")
