@@ -26,6 +26,13 @@ JOBS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),
     "merge-lora": ("training.merge_lora", "fold a stage-3 LoRA adapter into its base model"),
     "eval": ("training.evaluate", "held-out loss, ASR WER and the ChatGPT Score of a model"),
+    "train-vocoder": ("vocoder.train", "train a unit vocoder (HiFi-GAN or the fast baseline)"),
+    "vocode": ("vocoder.vocode", "units -> a wav with a vocoder"),
+    "eval-speech": (
+        "training.eval_speech",
+        "pocketsphinx WER of original, resynthesized, model speech",
+    ),
+    "talk": ("training.talk", "speak or type to a model; text and a wav back"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

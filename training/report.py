@@ -38,3 +38,28 @@ def plot_loss(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def mel_comparison(original, resynthesized, sr: int, path: Path, title: str) -> None:
+    """Two log-mel spectrograms, original over resynthesized, on one colour scale."""
+    import librosa
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mels = [librosa.power_to_db(librosa.feature.melspectrogram(y=w, sr=sr, n_mels=80,
+                                                               hop_length=256), ref=1.0)
+            for w in (original, resynthesized)]  # fmt: skip
+    high = max(m.max() for m in mels)
+    low = max(min(m.min() for m in mels), high - 80)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4.5), dpi=100, sharex=True)
+    for ax, mel, name in zip(axes, mels, ("original", "resynthesized"), strict=True):
+        ax.imshow(mel, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma",
+                  extent=(0, mel.shape[1] * 256 / sr, 0, 80))  # fmt: skip
+        ax.set(ylabel=f"{name}\nmel bin")
+    axes[-1].set_xlabel("seconds")
+    fig.suptitle(title[:90], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

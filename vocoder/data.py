@@ -2,42 +2,51 @@
 
 A row's ``source`` says where its audio is; the audio is decoded to 16 kHz and cut or
 zero-padded to ``num_frames × 320`` samples so frame ``i`` covers samples
-``[320 i, 320 (i + 1))``.
+``[320 i, 320 (i + 1))``. Decoding is librosa's (libsndfile, else ffmpeg through
+audioread), so the vocoder room needs nothing from the builder.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipelines import audio
-from speechinstruct.units import expand
-from vocoder import HOP
+from vocoder import HOP, SAMPLE_RATE
 
-COLUMNS = ["id", "speaker", "units", "durations", "num_frames", "source", "extractor"]
+COLUMNS = ["id", "speaker", "text", "units", "durations", "num_frames", "source", "extractor"]
 
 
 @dataclass(frozen=True, slots=True)
 class Clip:
     id: str
     speaker: str
+    text: str | None
     units: np.ndarray  # reduced units
     durations: np.ndarray  # frames per unit
     source: dict
 
     @property
     def frames(self) -> np.ndarray:
-        return expand(self.units, self.durations)
+        return np.repeat(self.units, self.durations)
 
     def audio(self) -> np.ndarray:
         """The clip's 16 kHz waveform, exactly ``len(frames) × HOP`` samples long."""
         src = self.source
-        wave = audio.load(src["path"], src["start_s"], src["end_s"])
+        start, end = src["start_s"] or 0.0, src["end_s"]
+        duration = None if end is None else end - start
+        wave, _ = librosa.load(src["path"], sr=SAMPLE_RATE, offset=start, duration=duration)
         n = int(self.durations.sum()) * HOP
         return np.pad(wave[:n], (0, max(0, n - len(wave))))
+
+
+def held_out(id_: str, share: float = 0.1) -> bool:
+    """A stable ``share`` of ids (by hash) kept out of training for evaluation (as train-t2u)."""
+    return int(hashlib.sha256(id_.encode()).hexdigest()[:8], 16) / 16**8 < share
 
 
 def read_clips(unit_dirs: list[str | Path]) -> tuple[list[Clip], int]:
@@ -50,7 +59,7 @@ def read_clips(unit_dirs: list[str | Path]) -> tuple[list[Clip], int]:
         for f in files:
             for row in pq.read_table(f, columns=COLUMNS).to_pylist():
                 ks.add(row["extractor"]["k"])
-                clips.append(Clip(row["id"], row["speaker"], np.asarray(row["units"]),
+                clips.append(Clip(row["id"], row["speaker"], row["text"], np.asarray(row["units"]),
                                   np.asarray(row["durations"]), row["source"]))  # fmt: skip
     if len(ks) != 1:
         raise ValueError(f"unit shards disagree on K: {sorted(ks)}; use one extractor")

@@ -1,0 +1,350 @@
+"""``speechgpt talk``: speak or type to a SpeechGPT model; get its text and a wav back.
+
+One-shot (``--wav PATH`` or ``--text "…"``) or interactive (no input flag: type a line,
+or a path to an audio file; ``/reply speech|text``, ``/reset``, ``/quit``).
+
+The prompt is chain-of-modality (Appendix C): speech in → the model first transcribes
+(``[tq]``), then answers in text (``[ta]``), then speaks the answer (``[ua]``) when the
+reply is speech. The template's markup (``[tq] ``, ``; [ta] ``, ``; [ua] <sosp>``,
+``<eoa>``) is put in by us, the words and units are the model's: each section is
+generated on its own, text sections stop at ``;``, ``[`` or an end token and may not
+hold unit tokens, the speech section holds only unit tokens and ends at ``<eosp>``. So
+every answer parses, whatever the model's training stage.
+
+Turns are kept as history while they fit the context window with room for the answer;
+the oldest are dropped first, and talk says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechinstruct.templates import EOA, segments
+from speechinstruct.units import reduce
+from training import data as stage_data
+from training.tokens import SpeechTokenizer
+
+SAMPLE_RATE = 16000
+MAX_INPUT_S = 60.0
+STOPS = (";", "[")  # a text section ends where the template's next section would begin
+
+
+class TalkError(ValueError):
+    """Input talk cannot use (no audio, unreadable file, too long, empty text)."""
+
+
+@dataclass
+class Turn:
+    transcript: str | None  # [tq]: what the model heard (speech input only)
+    text: str  # [ta]
+    units: list[int]  # [ua] (speech reply only)
+    audio: np.ndarray | None  # the spoken answer at SAMPLE_RATE
+    dropped: int = 0  # history turns dropped to make room
+    seconds: float = 0.0
+    wav: Path | None = None
+
+
+@dataclass
+class Settings:
+    max_text_tokens: int = 128
+    max_units: int = 500
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 0.9
+    seed: int = 0
+
+
+def load_wave(path: str | Path, max_s: float = MAX_INPUT_S) -> np.ndarray:
+    """A spoken question as 16 kHz mono float32; TalkError says what is wrong with it."""
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise TalkError(f"no such audio file: {path}")
+    try:
+        wave, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
+    except Exception as e:  # librosa raises many types for undecodable input
+        raise TalkError(f"cannot read {path.name} as audio: {e}") from e
+    return check_wave(wave, max_s)
+
+
+def check_wave(wave: np.ndarray, max_s: float = MAX_INPUT_S) -> np.ndarray:
+    if wave.size < SAMPLE_RATE // 10:
+        raise TalkError("the audio is empty or shorter than 0.1 s")
+    if wave.size > max_s * SAMPLE_RATE:
+        raise TalkError(
+            f"the audio is {wave.size / SAMPLE_RATE:.1f} s long; the limit is {max_s:g} s"
+        )
+    if not np.isfinite(wave).all() or np.abs(wave).max() < 1e-4:
+        raise TalkError("the audio is silent or damaged")
+    return wave.astype(np.float32)
+
+
+class Talker:
+    """A model, its tokenizer, a unit extractor and a vocoder, with the conversation so far."""
+
+    def __init__(self, model, tokenizer, extractor, vocoder, settings: Settings | None = None):
+        self.model, self.st = model, SpeechTokenizer(tokenizer)
+        self.extractor, self.vocoder = extractor, vocoder
+        self.settings = settings or Settings()
+        self.history: list[list[int]] = []  # token ids of each earlier turn, question + answer
+        self.head = stage_data.prompt_head(self.st)
+        self.window = getattr(model.config, "max_position_embeddings", 2048)
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        st = self.st
+        self.unit_ids = torch.zeros(vocab, dtype=torch.bool)
+        self.unit_ids[st.unit0 : st.unit0 + st.k] = True
+        self.text_ids = ~self.unit_ids
+        self.text_ids[[st.sosp, st.eosp]] = False
+        vocab_ids = tokenizer.get_vocab()
+        self.ends = {vocab_ids[t] for t in (EOA, "<eoh>") if t in vocab_ids} | {st.eos}
+        self.generator = torch.Generator().manual_seed(self.settings.seed)
+
+    @classmethod
+    def load(cls, model: str, lora: str | None, extractor, vocoder, settings=None) -> Talker:
+        from training.evaluate import load_model
+
+        net, tokenizer = load_model(model, lora)
+        return cls(net, tokenizer, extractor, vocoder, settings)
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    # -- one turn ---------------------------------------------------------------------------
+
+    def turn(self, text: str | None = None, wave: np.ndarray | None = None,
+             reply: str = "speech") -> Turn:  # fmt: skip
+        """Answer a typed ``text`` or a spoken ``wave`` (16 kHz), in ``reply`` speech or text."""
+        if reply not in ("speech", "text"):
+            raise TalkError(f"reply must be speech or text, not {reply!r}")
+        if (text is None) == (wave is None):
+            raise TalkError("give either text or audio")
+        start = time.perf_counter()
+        if wave is not None:
+            units, _ = reduce(self.extractor([check_wave(wave)])[0])
+            name = "s2s" if reply == "speech" else "s2t"
+            fields = {"speech_instruction": units.tolist()}
+        else:
+            if not text.strip():
+                raise TalkError("the text is empty")
+            name = "t2s" if reply == "speech" else "t2t"
+            fields = {"text_instruction": text.strip()}
+        question = self.st.encode(segments(name, **_blank(fields))[0])
+        dropped = self._fit(question)
+        context = self.head + [i for past in self.history for i in past] + question
+
+        answer, pieces, transcript = [], [], None
+        if name in ("s2s", "s2t"):
+            transcript = self._text(context, answer, pieces, "[tq] ")
+        said = self._text(context, answer, pieces, ("; " if pieces else "") + "[ta] ")
+        units: list[int] = []
+        if reply == "speech":
+            units = self._units(context, answer, pieces)
+        answer += self.st.markup(EOA)
+        self.history.append(question + answer)
+        audio = None
+        if units:
+            audio = self.vocoder.synthesize(units)
+        return Turn(transcript, said, units, audio, dropped, time.perf_counter() - start)
+
+    def speak(self, text: str) -> tuple[list[int], np.ndarray | None]:
+        """Text → units with the cross-modal TTS instruction (Template 1), then → speech.
+
+        No history: this is the model as a TTS system, for eval-speech's (c).
+        """
+        from speechinstruct.descriptions import load as descriptions
+
+        fields = {"description": descriptions("tts")[0], "text": text, "speech": []}
+        context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
+        ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
+        new = self._generate(context, self.unit_ids, self.settings.max_units, ended,
+                             eosp_after_first=True)  # fmt: skip
+        units = self.st.decode_units(new)
+        return units, self.vocoder.synthesize(units) if units else None
+
+    def _fit(self, question: list[int]) -> int:
+        """Drop the oldest turns until question + history + the longest answer fit."""
+        s = self.settings
+        room = 3 * s.max_text_tokens + s.max_units + 16
+        need = len(self.head) + len(question) + room
+        if need > self.window:
+            raise TalkError(
+                f"the question takes {len(question)} tokens; with room for the answer "
+                f"({room}) it does not fit the {self.window}-token context"
+            )
+        dropped = 0
+        while self.history and need + sum(map(len, self.history)) > self.window:
+            self.history.pop(0)
+            dropped += 1
+        return dropped
+
+    def _text(self, context: list[int], answer: list[int], pieces: list, markup: str) -> str:
+        answer += self.st.markup(markup)
+        new = self._generate(context + answer, self.text_ids, self.settings.max_text_tokens,
+                             self._text_done)  # fmt: skip
+        said = self.st.tok.decode([i for i in new if i not in self.ends])
+        for stop in STOPS:
+            said = said.split(stop)[0]
+        said = said.strip()
+        answer += self.st.text(said)
+        pieces.append(said)
+        return said
+
+    def _text_done(self, new: list[int]) -> bool:
+        return new[-1] in self.ends or any(c in self.st.tok.decode(new[-1:]) for c in STOPS)
+
+    def _units(self, context: list[int], answer: list[int], pieces: list) -> list[int]:
+        answer += [*self.st.markup("; [ua] "), self.st.sosp]
+        ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
+        new = self._generate(context + answer, self.unit_ids, self.settings.max_units, ended,
+                             eosp_after_first=True)  # fmt: skip
+        units = self.st.decode_units(new)
+        answer += [self.st.unit0 + u for u in units] + [self.st.eosp]
+        pieces.append(units)
+        return units
+
+    @torch.inference_mode()
+    def _generate(self, ids: list[int], allowed: torch.Tensor, limit: int, done,
+                  eosp_after_first: bool = False) -> list[int]:  # fmt: skip
+        """Up to ``limit`` new tokens after ``ids``, drawn only from ``allowed``."""
+        past, new = None, []
+        step = torch.tensor([ids])
+        for _ in range(limit):
+            out = self.model(input_ids=step, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[0, -1].float()
+            mask = allowed.clone()
+            if eosp_after_first and new:
+                mask[self.st.eosp] = True
+            logits[~mask[: logits.shape[0]]] = -math.inf
+            token = self._pick(logits)
+            new.append(token)
+            if done(new):
+                break
+            step = torch.tensor([[token]])
+        return new
+
+    def _pick(self, logits: torch.Tensor) -> int:
+        s = self.settings
+        if s.temperature <= 0:
+            return int(logits.argmax())
+        probs = torch.softmax(logits / s.temperature, dim=-1)
+        order = probs.argsort(descending=True)
+        keep = probs[order].cumsum(0) - probs[order] < s.top_p  # the top-p nucleus
+        nucleus = torch.zeros_like(probs)
+        nucleus[order[keep]] = probs[order[keep]]
+        return int(torch.multinomial(nucleus, 1, generator=self.generator))
+
+
+def _blank(fields: dict) -> dict:
+    """Templates need every field; the answer's fields are empty in the question."""
+    return {"text_instruction": "", "speech_instruction": [], "text_response": "",
+            "speech_response": [], **fields}  # fmt: skip
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What talk and the web app need: a model, an extractor + k-means, a vocoder."""
+    parser.add_argument("--model", required=True, help="a stage-2 model or merged stage-3 folder")
+    parser.add_argument("--lora", help="a stage-3 adapter folder on top of --model")
+    parser.add_argument("--extractor", default="mfcc", choices=("mfcc", "hubert"))
+    parser.add_argument("--checkpoint", help="HuBERT checkpoint (HF folder or fairseq .pt)")
+    parser.add_argument("--layer", type=int, default=11)
+    parser.add_argument("--kmeans", required=True, help="k-means centroids (.npy or .bin)")
+    parser.add_argument("--vocoder", required=True, help="a vocoder folder (train-vocoder)")
+    parser.add_argument("--max-text-tokens", type=int, default=Settings.max_text_tokens)
+    parser.add_argument("--max-units", type=int, default=Settings.max_units)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
+    parser.add_argument("--top-p", type=float, default=Settings.top_p)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def load_talker(args: argparse.Namespace) -> Talker:
+    from speechinstruct.extractors import ExtractorSpec, UnitExtractor
+    from vocoder import load_vocoder
+
+    spec = ExtractorSpec(args.extractor, args.checkpoint, args.layer)
+    settings = Settings(args.max_text_tokens, args.max_units, args.temperature, args.top_p,
+                        args.seed)  # fmt: skip
+    return Talker.load(args.model, args.lora, UnitExtractor(spec, args.kmeans),
+                       load_vocoder(args.vocoder), settings)  # fmt: skip
+
+
+def show(turn: Turn, out: Path | None) -> Turn:
+    """Print a turn the way talk does; write its speech to ``out``."""
+    import soundfile as sf
+
+    if turn.dropped:
+        print(f"(history: dropped the {turn.dropped} oldest turn(s) to fit the context)")
+    if turn.transcript is not None:
+        print(f"transcript: {turn.transcript}")
+    print(f"answer text: {turn.text}")
+    if turn.audio is not None and out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out, turn.audio, SAMPLE_RATE)
+        turn.wav = out
+        print(f"answer wav: {out} ({len(turn.units)} units, {len(turn.audio) / SAMPLE_RATE:.1f} s)")
+    return turn
+
+
+def interact(talker: Talker, reply: str, out_dir: Path) -> None:
+    print("talk: type a question, or the path of an audio file; /reply speech|text, /reset, /quit")
+    n = 0
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/reset":
+            talker.reset()
+            print("(history cleared)")
+            continue
+        if line.startswith("/reply"):
+            reply = line.split()[-1]
+            print(f"(replies in {reply})")
+            continue
+        n += 1
+        try:
+            if Path(line).suffix and Path(line).is_file():
+                turn = talker.turn(wave=load_wave(line), reply=reply)
+            else:
+                turn = talker.turn(text=line, reply=reply)
+        except TalkError as e:
+            print(f"talk: {e}")
+            continue
+        show(turn, out_dir / f"turn{n:03d}.wav")
+
+
+def run(argv: list[str] | None = None) -> Turn | None:
+    parser = argparse.ArgumentParser(
+        prog="speechgpt talk", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_model_arguments(parser)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--wav", help="a spoken question (any format ffmpeg reads)")
+    source.add_argument("--text", help="a typed question")
+    parser.add_argument("--reply", choices=("speech", "text"), default="speech")
+    parser.add_argument("--out", default="answer.wav", help="where to write the spoken answer")
+    args = parser.parse_args(argv)
+    try:
+        wave = load_wave(args.wav) if args.wav else None
+        if args.text is not None and not args.text.strip():
+            raise TalkError("the text is empty")
+    except TalkError as e:
+        parser.exit(2, f"speechgpt talk: {e}\n")
+    talker = load_talker(args)
+    if wave is None and args.text is None:
+        interact(talker, args.reply, Path(args.out).with_suffix(""))
+        return None
+    return show(talker.turn(text=args.text, wave=wave, reply=args.reply), Path(args.out))
