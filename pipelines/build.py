@@ -215,8 +215,11 @@ def run(argv: list[str] | None = None) -> dict:
     corpora = sorted(
         {c for f in files for c in pq.read_table(f, columns=["corpus"])["corpus"].to_pylist()}
     )
+    tokenized = [{k: v for k, v in json.loads(Path(d, "stats.json").read_text()).items()
+                  if k in ("corpus", "split", "read", "kept", "rejected", "duplicates")}
+                 for d in args.units]  # fmt: skip
     info = {
-        "counts": counts, "corpora": corpora, "extractor": extractor,
+        "counts": counts, "corpora": corpora, "tokenize": tokenized, "extractor": extractor,
         "checkpoint": args.checkpoint, "kmeans": args.kmeans, "units": args.units,
         "chats": args.chats, "chats_read": len(chats), "speech_backend": args.speech_backend,
         "t2u": args.t2u, "seed": args.seed, "asr_probability": args.asr_probability,

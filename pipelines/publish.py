@@ -1,8 +1,9 @@
 """``speechgpt publish``: a ``build`` output → a dataset folder ``datasets.load_dataset`` reads.
 
 ``DS/README.md`` (the dataset card: YAML ``configs`` with ``data_files`` globs, features,
-row counts, how it was built) and ``DS/data/<config>/<split>-NNNNN-of-NNNNN.parquet``. The
-folder appears whole; ``--push-to-hub REPO`` uploads it with ``huggingface_hub``.
+row counts, pictures, how it was built), ``DS/plots/*.png`` (the card's pictures) and
+``DS/data/<config>/<split>-NNNNN-of-NNNNN.parquet``. The folder appears whole;
+``--push-to-hub REPO`` uploads it with ``huggingface_hub``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from pipelines import plots
 from pipelines.shards import replace_folder
 from schemas import SCHEMA_VERSION, features
 
 CONFIGS = ("cross_modal", "chain_of_modality", "pretrain", "eval")
 SPLIT_ORDER = ("train", "validation", "test")
+PLOTS = "plots"  # the card's pictures, beside data/
 
 
 def _splits(folder: Path) -> dict[str, dict[str, int]]:
@@ -36,8 +39,30 @@ def _splits(folder: Path) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items(), key=lambda kv: SPLIT_ORDER.index(kv[0])))
 
 
-def card(counts: dict[str, dict[str, dict[str, int]]], info: dict) -> str:
-    """The dataset card: YAML header for ``datasets``/the Hub, then how it was made."""
+def draw_pictures(build: Path, folder: Path, configs: list[str], info: dict) -> dict[str, str]:
+    """Draw the card's pictures into ``folder``; returns ``{file name: caption}``."""
+    drawn = {}
+    lengths = {c: plots.unit_lengths(build / c, c) for c in configs}
+    plots.plot_unit_lengths(lengths, folder / "unit_lengths.png")
+    drawn["unit_lengths.png"] = "unit-sequence lengths per config"
+    k = info.get("extractor", {}).get("k")
+    if "pretrain" in configs and k:
+        counts = plots.unit_frequency(build / "pretrain", k)
+        plots.plot_unit_frequency(counts, folder / "unit_frequency.png", "Units in pretrain")
+        drawn["unit_frequency.png"] = "unit frequency over pretrain"
+    if info.get("tokenize"):
+        table = plots.corpus_counts(info["tokenize"])
+        plots.plot_corpus_counts(table, folder / "corpus_counts.png")
+        drawn["corpus_counts.png"] = "records kept, rejected and duplicate per corpus"
+    return drawn
+
+
+def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
+         pictures: dict[str, str] | None = None) -> str:  # fmt: skip
+    """The dataset card: YAML header for ``datasets``/the Hub, then how it was made.
+
+    ``pictures`` (``{file name under PLOTS/: caption}``) are shown as relative image links.
+    """
     configs = [c for c in CONFIGS if counts.get(c)]
     header = {
         "configs": [
@@ -57,6 +82,8 @@ def card(counts: dict[str, dict[str, dict[str, int]]], info: dict) -> str:
     ex = info.get("extractor", {})
     rows = "\n".join(f"| `{c}` | {s} | {n['num_examples']} |"
                      for c in configs for s, n in counts[c].items())  # fmt: skip
+    images = "".join(f"![{caption}]({PLOTS}/{name})\n\n"
+                     for name, caption in (pictures or {}).items())  # fmt: skip
     return f"""---
 {yaml.safe_dump(header, sort_keys=False).strip()}
 ---
@@ -80,7 +107,7 @@ Configs: `cross_modal` (template 1: ASR/TTS with a task description), `chain_of_
 `eval` (6 roles × 10 spoken instruction/response pairs). `prompt` is what the model
 reads; `response` is what it learns to write. Unit columns are `int16`.
 
-## How it was built
+{images}## How it was built
 
 - corpora: {", ".join(info.get("corpora", []))}
 - unit extractor: {ex.get("name")} (layer {ex.get("layer")}), K = {ex.get("k")}, centroids
@@ -104,7 +131,8 @@ def publish(build: Path, output: Path) -> dict:
             shutil.copytree(build / config, staging / "data" / config)
     if not any(counts.values()):
         raise ValueError(f"{build} holds no rows for any of {CONFIGS}")
-    (staging / "README.md").write_text(card(counts, info))
+    drawn = draw_pictures(build, staging / PLOTS, [c for c in CONFIGS if counts[c]], info)
+    (staging / "README.md").write_text(card(counts, info, drawn))
     (staging / "build.json").write_text(json.dumps(info, indent=1) + "\n")
     replace_folder(staging, output)
     return counts

@@ -30,7 +30,7 @@ JOBS: dict[str, tuple[str, str]] = {
     "vocode": ("vocoder.vocode", "units -> a wav with a vocoder"),
     "eval-speech": (
         "training.eval_speech",
-        "pocketsphinx WER of original, resynthesized, model speech",
+        "pocketsphinx WER: original, resynthesized, model speech",
     ),
     "talk": ("training.talk", "speak or type to a model; text and a wav back"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
