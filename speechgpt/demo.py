@@ -3,8 +3,10 @@
 Steps so far: write the sample corpora; learn MFCC k-means on the LibriLight sample;
 tokenize all four corpora into unit shards (printing what was kept, rejected and
 deduplicated); train the text-to-unit model; build SpeechInstruct; publish it as a
-dataset folder; make a tiny Llama and run training stages 1–3 on the published dataset.
-A second run reuses finished steps.
+dataset folder; make a tiny Llama and run training stages 1–3 on the published dataset;
+fit the fast baseline vocoder on the unit shards; speak a held-out evaluation question
+with a TTS voice and ``talk`` to the stage-3 model with it. A second run reuses
+finished steps. The last two lines are the answer's text and the path of its wav.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, LAYOUT, make_corpora
+from speechinstruct import texts, tts
 from speechinstruct.t2u import train as t2u_train
-from training import init_model, train
+from training import init_model, talk, train
+from vocoder import train as vocoder_train
 
 K = 100
 T2U_STEPS = 300
@@ -109,3 +114,36 @@ def run(argv: list[str] | None = None) -> None:
             f"[train stage {stage}] loss {first:.3f} -> {final:.3f} over {summary['steps']} steps"
         )
         previous = target
+
+    voc = out / "vocoder"
+    step("vocoder", voc, (voc / "config.json").exists(), lambda: vocoder_train.run(
+        ["--kind", "baseline", "--units", *unit_dirs, "--output", str(voc)]))  # fmt: skip
+
+    question = out / "talk" / "question.wav"
+    asked = texts.eval_pairs()[0]["instruction"]  # the eval config: never trained on
+    step("speak question", question, question.exists(), lambda: speak(asked, question))
+    print(f"[speak question] {asked!r}, spoken by flite slt -> {question}")
+    answer = out / "talk" / "answer.json"
+    step("talk", answer, answer.exists(), lambda: ask(
+        ["--model", str(out / "models" / "stage2"), "--lora", str(out / "models" / "stage3"),
+         "--kmeans", str(km), "--vocoder", str(voc), "--wav", str(question),
+         "--out", str(out / "talk" / "answer.wav")], answer))  # fmt: skip
+    said = json.loads(answer.read_text())
+    print(f"answer text: {said['text']}")
+    print(f"answer wav: {said['wav']}")
+    sys.stdout.flush()
+
+
+def speak(text: str, path: Path) -> None:
+    import soundfile as sf
+
+    wave, sr = tts.speak(text, tts.voice("slt"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave, sr)
+
+
+def ask(argv: list[str], record: Path) -> None:
+    turn = talk.run(argv)
+    said = {"transcript": turn.transcript, "text": turn.text, "units": len(turn.units),
+            "wav": str(turn.wav)}  # fmt: skip
+    record.write_text(json.dumps(said, indent=1) + "\n")

@@ -287,12 +287,15 @@ def show(turn: Turn, out: Path | None) -> Turn:
         print(f"(history: dropped the {turn.dropped} oldest turn(s) to fit the context)")
     if turn.transcript is not None:
         print(f"transcript: {turn.transcript}")
-    print(f"answer text: {turn.text}")
     if turn.audio is not None and out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         sf.write(out, turn.audio, SAMPLE_RATE)
         turn.wav = out
-        print(f"answer wav: {out} ({len(turn.units)} units, {len(turn.audio) / SAMPLE_RATE:.1f} s)")
+        seconds = len(turn.audio) / SAMPLE_RATE
+        print(f"answer speech: {len(turn.units)} units, {seconds:.1f} s ({turn.seconds:.1f} s)")
+    print(f"answer text: {turn.text}")
+    if turn.wav is not None:
+        print(f"answer wav: {turn.wav}")
     return turn
 
 
