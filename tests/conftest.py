@@ -69,3 +69,13 @@ def published(made) -> str:
                "--max-chats", "16"])  # fmt: skip
     publish.run(["--input", str(work / "build"), "--output", str(work / "dataset")])
     return str(work / "dataset")
+
+
+@pytest.fixture(scope="session")
+def baseline_vocoder(made, tmp_path_factory) -> str:
+    """The fast baseline vocoder fitted on the sample units."""
+    from vocoder import train as vocoder_train
+
+    out = tmp_path_factory.mktemp("vocoder") / "baseline"
+    vocoder_train.run(["--kind", "baseline", "--units", *made["units"], "--output", str(out)])
+    return str(out)

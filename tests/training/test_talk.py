@@ -1,0 +1,119 @@
+"""``speechgpt talk`` and ``eval-speech`` with the tiny stage-3 model, MFCC units and the
+baseline vocoder, on real TTS speech from the sample corpora."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechinstruct.extractors import ExtractorSpec, UnitExtractor
+from speechinstruct.templates import parse_answer, segments
+from training import eval_speech, talk
+from training.talk import Settings, Talker, TalkError
+from vocoder import HOP, load_vocoder
+from vocoder.data import read_clips
+
+SMALL = Settings(max_text_tokens=12, max_units=30)
+
+
+@pytest.fixture(scope="module")
+def talker(stages, made, baseline_vocoder):
+    extractor = UnitExtractor(ExtractorSpec("mfcc"), made["km"])
+    return Talker.load(stages[2], stages[3], extractor, load_vocoder(baseline_vocoder), SMALL)
+
+
+@pytest.fixture(scope="module")
+def question(made):
+    clip = read_clips(made["units"])[0][0]
+    return clip.audio()
+
+
+def test_spoken_question_gets_a_parsable_spoken_answer(talker, question):
+    talker.reset()
+    turn = talker.turn(wave=question, reply="speech")
+    assert isinstance(turn.transcript, str) and isinstance(turn.text, str)
+    assert 1 <= len(turn.units) <= SMALL.max_units
+    assert all(0 <= u < 16 for u in turn.units)
+    durations = np.maximum(1, np.rint(talker.vocoder.durations[turn.units])).astype(int)
+    assert len(turn.audio) == durations.sum() * HOP
+    # the answer the model now remembers is in the chain-of-modality form, and holds the turn
+    answer = talker.st.tok.decode(talker.history[-1], skip_special_tokens=False)
+    answer = answer[answer.index("[SpeechGPT]: ") + len("[SpeechGPT]: ") :]
+    assert answer.startswith("[tq]") and answer.endswith("<eoa>")
+    parsed = parse_answer(answer)
+    assert parsed["ua"] == turn.units
+    assert parsed["ta"].strip() == turn.text and parsed["tq"].strip() == turn.transcript
+
+
+def test_text_reply_has_no_speech_and_history_grows(talker):
+    talker.reset()
+    first = talker.turn(text="What is the capital of France?", reply="text")
+    assert first.units == [] and first.audio is None and first.transcript is None
+    talker.turn(text="And of Spain?", reply="text")
+    assert len(talker.history) == 2 and first.dropped == 0
+
+
+def test_oldest_turns_are_dropped_to_fit_the_context(talker, question):
+    talker.reset()
+    talker.turn(text="Tell me about bees.", reply="text")
+    talker.turn(text="And about ants?", reply="text")
+    lengths = list(map(len, talker.history))
+    window = talker.window
+    asked = "Which is bigger?"
+    question = talker.st.encode(segments("t2t", **talk._blank({"text_instruction": asked}))[0])
+    room = 3 * SMALL.max_text_tokens + SMALL.max_units + 16
+    try:  # a window with room for the newest earlier turn only
+        talker.window = len(talker.head) + len(question) + room + lengths[1]
+        turn = talker.turn(text=asked, reply="text")
+    finally:
+        talker.window = window
+    assert turn.dropped == 1 and len(talker.history) == 2
+
+
+def test_bad_input_says_what_is_wrong(talker, tmp_path):
+    with pytest.raises(TalkError, match="silent"):
+        talker.turn(wave=np.zeros(16000, dtype=np.float32))
+    with pytest.raises(TalkError, match=r"shorter than 0\.1 s"):
+        talker.turn(wave=np.zeros(10, dtype=np.float32))
+    with pytest.raises(TalkError, match="limit is 60 s"):
+        talk.check_wave(np.ones(16000 * 61, dtype=np.float32) * 0.1)
+    with pytest.raises(TalkError, match="empty"):
+        talker.turn(text="   ")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    with pytest.raises(TalkError, match=r"cannot read junk\.wav"):
+        talk.load_wave(junk)
+    with pytest.raises(TalkError, match="no such audio file"):
+        talk.load_wave(tmp_path / "missing.wav")
+
+
+def test_talk_command_writes_the_answer_wav(stages, made, baseline_vocoder, tmp_path, capsys):
+    question = read_clips(made["units"])[0][1]
+    wav = tmp_path / "q.wav"
+    sf.write(wav, question.audio(), 16000)
+    out = tmp_path / "answer.wav"
+    turn = talk.run(["--model", stages[2], "--lora", stages[3], "--kmeans", made["km"],
+                     "--vocoder", baseline_vocoder, "--wav", str(wav), "--out", str(out),
+                     "--max-units", "20", "--max-text-tokens", "8"])  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2] == f"answer text: {turn.text}" and lines[-1] == f"answer wav: {out}"
+    wave, sr = sf.read(out)
+    assert sr == 16000 and len(wave) == len(turn.audio)
+
+
+def test_eval_speech_scores_original_resynthesis_and_model(stages, made, baseline_vocoder,
+                                                          tmp_path):  # fmt: skip
+    report = eval_speech.run(["--units", *made["units"], "--vocoder", baseline_vocoder,
+                              "--model", stages[2], "--lora", stages[3], "--max-samples", "3",
+                              "--output", str(tmp_path)])  # fmt: skip
+    saved = json.loads((tmp_path / "eval_speech.json").read_text())
+    assert saved["wer"] == report["wer"] and saved["samples"] == 3
+    wer = report["wer"]
+    assert set(wer) == {"original", "resynthesized", "resynthesized_predicted_durations", "model"}
+    assert wer["original"] < 0.5  # real TTS speech: pocketsphinx hears most words
+    assert all(w >= 0 for w in wer.values())
+    pngs = sorted(Path(tmp_path, "mels").glob("*.png"))
+    assert [p.stem for p in pngs] == sorted(e["id"] for e in report["examples"])
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
