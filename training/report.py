@@ -40,26 +40,41 @@ def plot_loss(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+MEL = {"n_fft": 1024, "hop_length": 256, "n_mels": 80}
+MEL_RANGE_DB = 80.0  # the colour scale spans this far below the louder panel's peak
+
+
 def mel_comparison(original, resynthesized, sr: int, path: Path, title: str) -> None:
-    """Two log-mel spectrograms, original over resynthesized, on one colour scale."""
+    """Original above resynthesized log-mel spectrogram (80 mels, hop 256), one colour scale.
+
+    Raises:
+        ValueError: a wave is empty or not one-dimensional.
+    """
     import librosa
+    import librosa.display
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    mels = [librosa.power_to_db(librosa.feature.melspectrogram(y=w, sr=sr, n_mels=80,
-                                                               hop_length=256), ref=1.0)
-            for w in (original, resynthesized)]  # fmt: skip
-    high = max(m.max() for m in mels)
-    low = max(min(m.min() for m in mels), high - 80)
-    fig, axes = plt.subplots(2, 1, figsize=(8, 4.5), dpi=100, sharex=True)
-    for ax, mel, name in zip(axes, mels, ("original", "resynthesized"), strict=True):
-        ax.imshow(mel, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="magma",
-                  extent=(0, mel.shape[1] * 256 / sr, 0, 80))  # fmt: skip
-        ax.set(ylabel=f"{name}\nmel bin")
-    axes[-1].set_xlabel("seconds")
-    fig.suptitle(title[:90], fontsize=9)
-    fig.tight_layout()
+    db = {}
+    for name, wave in {"original": original, "resynthesized": resynthesized}.items():
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim != 1 or not len(wave):
+            raise ValueError(f"{name}: expected a non-empty 1-D wave, got shape {wave.shape}")
+        db[name] = librosa.power_to_db(librosa.feature.melspectrogram(y=wave, sr=sr, **MEL))
+    top = max(float(d.max()) for d in db.values())
+    fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), dpi=100, sharex=True, sharey=True,
+                             layout="constrained")  # fmt: skip
+    for ax, (name, d) in zip(axes, db.items(), strict=True):
+        image = librosa.display.specshow(d, sr=sr, hop_length=MEL["hop_length"], x_axis="time",
+                                         y_axis="mel", ax=ax, cmap="magma",
+                                         vmin=top - MEL_RANGE_DB, vmax=top)  # fmt: skip
+        ax.set(title=name, xlabel="")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(image, ax=axes, format="%+.0f dB")
+    fig.suptitle(title[:100])
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
