@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := flite espeak-ng ffmpeg
-APT_PACKAGES := flite espeak-ng ffmpeg
+SYSTEM_TOOLS := flite espeak-ng ffmpeg chromium
+APT_PACKAGES := flite espeak-ng ffmpeg chromium
 DEMO_DIR ?= demo-out
 
 .PHONY: demo test test-slow lint format system venv clean benchmarks
