@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("units", "t2u", "trainer", "vocoder")
+BENCHMARKS = ("units", "t2u", "trainer", "vocoders")
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHMARKS)

@@ -4,12 +4,13 @@ On the sample LibriSpeech corpus (``make_corpora``, ~170 s of FLAC), per extract
 
 (a) the reference pattern: one file at a time, ``soundfile`` read, fp32 model, sklearn
     ``MiniBatchKMeans.predict``, run-length reduce;
-(b) bare batched forward + assignment: waves already decoded, length-sorted batches,
+(b) bare forward + assignment: waves already decoded, length-sorted groups,
     ``HubertFeatures``/``MfccFeatures`` (bf16 for HuBERT) + the torch ``Assigner``;
 (c) ``speechgpt tokenize`` end to end (read, decode, Beam, dedup, Parquet), wall time of
     ``pipelines.tokenize.run``.
 
-Plus (d) unit agreement of batched vs one-at-a-time HuBERT extraction and (e) this CPU's
+Plus (d) unit agreement of batched vs one-at-a-time HuBERT extraction (and of zero-padded
+batches, how HuBERT-base ran before) and (e) this CPU's
 matmul GFLOP/s with the throughput ceiling it implies for HuBERT-base. HuBERT-base is
 randomly initialised (default ``HubertConfig()``) and the centroids are fitted on random
 data: the timings are those of the real model size; the units mean nothing.
@@ -180,18 +181,43 @@ def reference(paths: list[str], forward, km, warm: list[np.ndarray]) -> dict:
 
 
 def batched(waves: list[np.ndarray], features, assign, size: int = BATCH, warm=()) -> dict:
-    """Decoded waves in length-sorted batches: ``features.features(batch)`` + ``assign``."""
+    """Decoded waves in length-sorted groups: ``features.features(group)`` + ``assign``."""
     for g in batches(list(warm), size):  # warm-up
         [assign(f) for f in features.features([warm[i] for i in g])]
     groups = batches(waves, size)
     units: list = [None] * len(waves)
-    out: dict = {"padding": padding(groups, [len(w) for w in waves])}
+    pads = getattr(features, "masked", True)  # HuBERT-base runs each wave alone: no padding
+    out: dict = {"padding": padding(groups, [len(w) for w in waves]) if pads else 0.0}
     with measure(out):
         for g in groups:
             for i, feats in zip(g, features.features([waves[i] for i in g]), strict=True):
                 units[i] = assign(feats)
     out["units"] = units
     return out
+
+
+class PaddedBatches:
+    """HuBERT-base as it ran before: one zero-padded forward pass per group, no mask."""
+
+    def __init__(self, features):
+        self.inner = features
+
+    def features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        return self.inner._forward(waves)  # waves ≤ 100 s and not normalised here
+
+
+class Autocast:
+    """The fp32 extractor under ``torch.autocast``: bf16 compute, with the weights recast on
+    every forward pass (how ``--bf16`` ran before the weights were cast once at load)."""
+
+    masked = False
+
+    def __init__(self, fp32):
+        self.fp32 = fp32
+
+    def features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.fp32.features(waves)
 
 
 @contextmanager
@@ -225,6 +251,8 @@ def instrumented():
     def run_inference(self, batch, model, inference_args=None):
         lengths = [len(d.wave) for d in batch]
         groups = extract.length_buckets(lengths, self.max_samples)
+        if not getattr(model.features, "masked", True):  # HuBERT-base: one wave per pass
+            groups = [[i] for i in range(len(batch))]
         info["batches"].append(len(batch))
         info["ids"].append([d.utt.id for d in batch])
         info["padded"] += sum(len(g) * max(lengths[i] for i in g) for g in groups)
@@ -404,23 +432,27 @@ def run_hubert(
         )
     r = rounds("hubert", steps)
 
-    log("hubert (d): agreement: bf16 and fp32, one at a time vs batched")
+    log("hubert (d): agreement: one at a time vs batched, bf16 vs fp32")
     fp32 = HubertFeatures(folder, LAYER, "cpu", bf16=False)
-    # also timed: the bare model one at a time and in fp32 (after (c): shapes partly warm)
+    # also timed: the bare model one at a time, in padded batches, by autocast and in fp32
+    # (after (c): shapes partly warm)
     r |= rounds(
         "hubert",
         {
             "b_bf16_1": lambda n: batched(waves, bf16, assign, 1, noise),
+            "b_bf16_pad": lambda n: batched(waves, PaddedBatches(bf16), assign, BATCH, noise),
+            "b_autocast_1": lambda n: batched(waves, Autocast(fp32), assign, 1, noise),
             "b_fp32_1": lambda n: batched(waves, fp32, assign, 1, noise),
-            "b_fp32_8": lambda n: batched(waves, fp32, assign, BATCH, noise),
+            "b_fp32_pad": lambda n: batched(waves, PaddedBatches(fp32), assign, BATCH, noise),
         },
         count=1,
     )
     bf16_single, fp32_single = r["b_bf16_1"]["units"], r["b_fp32_1"]["units"]
-    fp32_batched = r["b_fp32_8"]["units"]
     r["agree"] = {
         "bf16": agreement(r["b"]["units"], bf16_single),
-        "fp32": agreement(fp32_batched, fp32_single),
+        "bf16_pad": agreement(r["b_bf16_pad"]["units"], bf16_single),
+        "fp32_pad": agreement(r["b_fp32_pad"]["units"], fp32_single),
+        "autocast": agreement(r["b_autocast_1"]["units"], bf16_single),
         "bf16_vs_fp32": agreement(bf16_single, fp32_single),
     }
     for bs in dict.fromkeys((TOKENIZE_BATCH, BATCH)):
@@ -536,7 +568,7 @@ def report(r: dict) -> str:
         return f"wall {x['wall']:.1f} s; {summary(x['steps'])}"
 
     header = (
-        f"| extractor | (a) one at a time, fp32, sklearn | (b) batched {b}, bf16, Assigner "
+        f"| extractor | (a) one at a time, fp32, sklearn | (b) groups of {b}, bf16, Assigner "
         f"| (c) tokenize `--batch-size {tb}` | (c) tokenize `--batch-size {b}` |"
     )
     rows = [
@@ -547,10 +579,12 @@ def report(r: dict) -> str:
     bare = [
         f"| {label} | {speed(h[key]):.2f} | {h[key]['others']:.1f} |"
         for label, key in (
-            (f"bf16, length-sorted batches of {b} (= (b), best round)", "b"),
+            (f"bf16, `features()` on groups of {b} (= (b), best round)", "b"),
             ("bf16, one at a time", "b_bf16_1"),
+            (f"bf16, zero-padded batches of {b}, one pass each (before)", "b_bf16_pad"),
+            ("bf16 by `torch.autocast` on fp32 weights, one at a time (before)", "b_autocast_1"),
             (f"fp32, one at a time (layers to {LAYER} only)", "b_fp32_1"),
-            (f"fp32, length-sorted batches of {b}", "b_fp32_8"),
+            (f"fp32, zero-padded batches of {b}, one pass each", "b_fp32_pad"),
         )
     ]
     ag, ceiling = h["agree"], g["bf16"] / GFLOP_PER_AUDIO_S
@@ -581,10 +615,11 @@ favours (a) and (b).
 
 (a) `soundfile` read → fp32 model, all 12 layers as `output_hidden_states=True` runs it
 (MFCC: `MfccFeatures`) → `MiniBatchKMeans.predict` → run-length reduce, one file per call.
-(b) waves decoded beforehand, length-sorted batches of {b} (padding {h["b"]["padding"]:.0%} of
-the samples the model sees), `HubertFeatures(..., bf16=True).features(batch)` (layers to
-{LAYER} only) + torch `Assigner`. (c) the whole `pipelines.tokenize.run([...])` call: list,
-read, decode, Beam (FnApiRunner), model load, dedup, Parquet, stats; HuBERT with `--bf16`.
+(b) waves decoded beforehand, `HubertFeatures(..., bf16=True).features(group)` on
+length-sorted groups of {b} (layers to {LAYER} only; HuBERT-base runs each wave in its own
+forward pass, so nothing is padded) + torch `Assigner`. (c) the whole
+`pipelines.tokenize.run([...])` call: list, read, decode, Beam (FnApiRunner), model load,
+dedup, Parquet, stats; HuBERT with `--bf16`.
 Warm-up before each timing: (a), (b) one pass over {b} noise waves spread over the corpus's
 length range; (c) one tokenize call on a 2-file copy of the corpus.
 
@@ -608,10 +643,12 @@ run after (c), so some shapes are already warm):
 
 | comparison | agreement |
 |---|---|
-| bf16: batched ({b}, length-sorted) vs one at a time | {ag["bf16"]:.2%} |
-| fp32: batched ({b}, length-sorted) vs one at a time | {ag["fp32"]:.2%} |
+| bf16: `features()` on groups of {b} (= (b)) vs one at a time | {ag["bf16"]:.2%} |
 | bf16: tokenize `--batch-size {tb}` vs one at a time | {ag[f"tokenize{tb}"]:.2%} |
 | bf16: tokenize `--batch-size {b}` vs one at a time | {ag[f"tokenize{b}"]:.2%} |
+| bf16: zero-padded batches of {b} (before) vs one at a time | {ag["bf16_pad"]:.2%} |
+| fp32: zero-padded batches of {b} vs one at a time | {ag["fp32_pad"]:.2%} |
+| bf16 by `torch.autocast` (before) vs bf16 weights cast once | {ag["autocast"]:.2%} |
 | bf16 vs fp32, both one at a time (precision alone) | {ag["bf16_vs_fp32"]:.2%} |
 
 Median relative gap between the nearest and the second-nearest centroid distance (fp32
@@ -625,6 +662,8 @@ is {GFLOP_PER_AUDIO_S / g["bf16"] * 1000:.0f} ms of compute per audio-second, a 
 (c) at {speed(h[f"c{tb}"]) / ceiling:.0%}.
 
 {interpret(r)}
+
+{ALSO_TRIED}
 """
 
 
@@ -640,52 +679,53 @@ def interpret(r: dict) -> str:
         return "met" if ok else "**not met**"
 
     a, bb, c = speed(h["a"]), speed(h["b"]), speed(h[f"c{tb}"])
+    ceiling = r["gflops"]["bf16"] / GFLOP_PER_AUDIO_S
     s = h[f"c{tb}"]["steps"]
     counts = Counter(s["batches"])
     sizes = ", ".join(f"{counts[k]} of {k}" for k in sorted(counts, reverse=True))
     outside = h[f"c{tb}"]["wall"] - s["infer"]
-    gain = speed(h["b"]) / speed(h["b_bf16_1"])
-    bf16_gain = speed(h["b_bf16_1"]) / speed(h["b_fp32_1"])
-    worst = min(ag["bf16"], ag["fp32"], ag[f"tokenize{tb}"], ag[f"tokenize{b}"])
-    noisy = max(x["others"] for x in (h["a"], h["b"], h[f"c{tb}"], h[f"c{b}"], h["b_bf16_1"],
-                                      h["b_fp32_1"]))  # fmt: skip
+    single = speed(h["b_bf16_1"])
+    pad_gain = speed(h["b_bf16_pad"]) / single
+    cast_gain = single / speed(h["b_autocast_1"])
+    bf16_gain = single / speed(h["b_fp32_1"])
+    worst = min(ag["bf16"], ag[f"tokenize{tb}"], ag[f"tokenize{b}"])
+    kept = ("a", "b", f"c{tb}", f"c{b}", "b_bf16_1", "b_bf16_pad", "b_autocast_1", "b_fp32_1")
+    noisy = max(h[k]["others"] for k in kept)
     mfcc_outside = m[f"c{tb}"]["wall"] - m[f"c{tb}"]["steps"]["infer"]
     return (
         f"**Reading.** At HuBERT-base size, (c) ≥ 0.8×(b) is {met(c >= 0.8 * bb)} "
-        f"({c / bb:.2f}×) and (c) ≥ 2×(a) is {met(c >= 2 * a)} ({c / a:.2f}×). Tokenize adds "
-        f"{outside:.1f} s outside inference (model load {s['load']:.1f} s, decode "
-        f"{s['decode']:.1f} s, the rest Beam, dedup and Parquet), a fixed cost that fades on a "
-        f"real corpus. Its batches at `--batch-size` {tb}: {sizes} (padding "
-        f"{s['padding']:.0%}, unsorted across the corpus, vs {h['b']['padding']:.0%} in (b))"
+        f"({c / bb:.2f}×) and (c) ≥ 2×(a) is {met(c >= 2 * a)} ({c / a:.2f}×)"
         + (
-            "; Beam's adaptive `BatchElements` started at 1 and never reached the cap. "
-            if min(h[f"c{tb}"]["steps"]["batches"]) == 1 and max(counts) < tb
+            f": 2× needs {2 * a:.1f} audio-s/s end to end, {2 * a / ceiling:.0%} of the bf16 "
+            f"matmul ceiling above, where (b) reaches {bb / ceiling:.0%}. "
+            if c < 2 * a
             else ". "
         )
+        + f"Tokenize adds {outside:.1f} s outside inference (model load {s['load']:.1f} s, "
+        f"decode {s['decode']:.1f} s, the rest Beam, dedup and Parquet), a fixed cost that "
+        f"fades on a real corpus. Its batches at `--batch-size` {tb}: {sizes}; HuBERT-base "
+        f"runs each wave in its own forward pass whatever the batch. The bare model one at a "
+        f"time: bf16 with the weights cast once at load runs {cast_gain:.2f}× as fast as "
+        f"`torch.autocast` recasting the fp32 weights on every pass (same units: "
+        f"{ag['autocast']:.1%}), {bf16_gain:.2f}× as fast as fp32; zero-padded batches of {b} "
+        f"run at {pad_gain:.2f}× one at a time"
         + (
-            f"On this CPU batching gains little anyway (bf16 batches of {b} vs one at a time: "
-            f"{gain:.2f}×), so the gain over (a) is mostly bf16 ({bf16_gain:.2f}× over fp32, "
-            f"one at a time, bare) plus the 12th layer (a) computes for nothing; 2× needs a "
-            f"faster forward, not more batching: "
-            if gain < 1.15
-            else f"Batching gains {gain:.2f}× (bf16 batches of {b} vs one at a time), bf16 "
-            f"{bf16_gain:.2f}× over fp32 (one at a time, bare); "
+            ", so padding buys no speed on this CPU. "
+            if pad_gain < 1.05
+            else ", a speed given up for exact units. "
         )
-        + f"(b) runs at {bb / (r['gflops']['bf16'] / GFLOP_PER_AUDIO_S):.0%} of the bf16 "
-        f"matmul ceiling. For MFCC the features cost almost nothing and tokenize's "
-        f"{mfcc_outside:.1f} s of fixed overhead dominates {total:.0f} s of audio, hence its "
-        f"low ratios. Batched-vs-single "
-        f"agreement ≥ 99% is {met(worst >= 0.99)} (lowest {worst:.1%}; tokenize at its "
-        f"default batch size {ag[f'tokenize{tb}']:.1%}). HuBERT-base (group-norm "
-        f"front end) runs without an attention mask, as fairseq trained it, so a batch's zero "
-        f"padding changes every frame of its shorter waves: the first conv layer's GroupNorm "
-        f"takes its statistics over the padded length, and self-attention and the positional "
-        f"convolution see the padded frames. Random weights and random centroids exaggerate "
-        f"the effect: bf16 vs fp32 alone agree on only {ag['bf16_vs_fp32']:.1%}, and the "
-        f"nearest and second-nearest centroid distances differ by a median {h['gap']:.2%}, so "
-        f"small perturbations flip units. A trained model with k-means on its own features "
-        f"should agree far better, but this run does not measure that; exact agreement needs "
-        f"one utterance per forward pass (or equal-length batches). "
+        + f"For MFCC the features cost almost nothing and tokenize's {mfcc_outside:.1f} s of "
+        f"fixed overhead dominates {total:.0f} s of audio, hence its low ratios. "
+        f"Batched-vs-single agreement ≥ 99% is {met(worst >= 0.99)} (lowest {worst:.1%}: "
+        f"(b) {ag['bf16']:.1%}, tokenize `--batch-size` {tb} {ag[f'tokenize{tb}']:.1%}, "
+        f"{b} {ag[f'tokenize{b}']:.1%}). HuBERT-base (group-norm front end) takes no attention "
+        f"mask, as fairseq trained it, so in a zero-padded batch the padding changes every "
+        f"frame of the shorter waves (the first conv layer's GroupNorm statistics, "
+        f"self-attention, the positional convolution): such batches, as it ran before, agree "
+        f"with one at a time on only {ag['bf16_pad']:.1%} (fp32 {ag['fp32_pad']:.1%}). Random "
+        f"weights and random centroids exaggerate any perturbation (bf16 vs fp32 alone agree "
+        f"on {ag['bf16_vs_fp32']:.1%}; the nearest and second-nearest centroid distances differ "
+        f"by a median {h['gap']:.2%}). "
         + (
             f"Other processes used up to {noisy:.1f} cores during a kept HuBERT measurement: "
             f"the machine was busy, treat those numbers as rough."
@@ -693,6 +733,25 @@ def interpret(r: dict) -> str:
             else f"The kept HuBERT measurements ran on a quiet CPU (others ≤ {noisy:.1f} cores)."
         )
     )
+
+
+# Hand-measured alternatives (not re-run by this script); kept in the generated section.
+ALSO_TRIED = """**Also tried** (2026-11-22, scratch measurements on HuBERT-base, random init,
+while other jobs kept the machine busy, so single-thread CPU time, medians of 3, unless said):
+- `torch.compile` (inductor, weight freezing, dynamic shapes) of the bf16 model: 216 s wall
+  to compile on the loaded VM, then 0–13% faster than eager (3 s of audio: 281 vs 322 ms;
+  7.3 s: 736 vs 741 ms), features moved by bf16 rounding (cosine ≥ 0.9998); not used.
+- Norm weights in bf16 too (the whole model `.to(bfloat16)`): no faster (4 s: 341 vs
+  337 ms; 12 s: 1228 vs 1180 ms) and further from fp32 (relative error 1.55% vs 1.32% with
+  non-trivial norm weights); norms keep fp32 weights, which computes exactly what autocast did.
+- Eager attention instead of SDPA (2 threads, wall): 0.50 vs 0.96 ms per layer at 150
+  frames, but 14.5 vs 8.1 ms at 500 frames and 3× the error against fp32; SDPA kept.
+  Prepacked oneDNN linear weights (private `mkldnn._linear_pointwise`): ≤ 5% at 150 frames;
+  not used.
+- Fixed-size RunInference batches (`min_batch_size = max_batch_size = 16`, an earlier run,
+  when HuBERT-base still ran padded batches): slower and less faithful, (c)/(b) = 0.72,
+  (c)/(a) = 1.28, batched-vs-single agreement 83.5% (21% padding per batch). The pipeline
+  keeps Beam's adaptive batch sizes."""
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Vocoder(Protocol):
 
 
 def read_config(path: str | Path) -> tuple[Path, dict]:
-    """``(folder, config)`` of a vocoder folder, or of a checkpoint file with config.json beside it."""
+    """``(folder, config)`` of a vocoder folder, or of a checkpoint file beside its config.json."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     config = folder / "config.json"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Sequence
-from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,6 @@ class CodeGenerator(nn.Module):
                                           "id) inputs are supported")  # fmt: skip
         ch = cfg["upsample_initial_channel"]
         self.num_kernels = len(cfg["resblock_kernel_sizes"])
-        self.hop = prod(cfg["upsample_rates"])
         self.dict = nn.Embedding(cfg["num_embeddings"], cfg["embedding_dim"])
         self.multispkr = bool(cfg.get("multispkr"))
         if self.multispkr:
@@ -123,7 +121,7 @@ class CodeGenerator(nn.Module):
 
     def forward(self, code: torch.Tensor, spkr: torch.Tensor | None = None,
                 dur_prediction: bool = False) -> torch.Tensor:  # fmt: skip
-        """``code`` (B, T) unit ids → ``(B, 1, frames × hop)`` samples.
+        """``code`` (B, T) unit ids → ``(B, 1, frames × prod(upsample_rates))`` samples.
 
         With ``dur_prediction`` (batch of one), ``code`` holds reduced units and each is
         repeated by its predicted duration; otherwise ``code`` holds one unit per frame.
@@ -234,7 +232,7 @@ def load_generator_state(generator: CodeGenerator, state: dict[str, torch.Tensor
 
 def newest_generator(folder: Path) -> Path:
     """The ``g_XXXXXXXX`` checkpoint with the highest step in ``folder``."""
-    found = sorted(p for p in folder.glob("g_*") if re.fullmatch(r"g_\d+", p.name))
+    found = [p for p in folder.glob("g_*") if re.fullmatch(r"g_\d+", p.name)]
     if not found:
         raise FileNotFoundError(f"no g_* generator checkpoint in {folder}")
     return max(found, key=lambda p: int(p.name[2:]))
@@ -267,17 +265,21 @@ class HifiGanVocoder:
 
     def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None,
                    speaker: int | None = None) -> np.ndarray:  # fmt: skip
-        """Mono float32 samples; ``hop`` samples per frame (see ``vocoder.Vocoder``)."""
+        """Mono float32 samples, ``prod(upsample_rates)`` per frame (see ``vocoder.Vocoder``)."""
         code = torch.as_tensor(np.asarray(units, dtype=np.int64)).view(-1)
         k = self.generator.dict.num_embeddings
-        if len(code) and (int(code.min()) < 0 or int(code.max()) >= k):
-            raise ValueError(f"units must lie in [0, {k}): got {code.min()}..{code.max()}")
+        low, high = (int(code.min()), int(code.max())) if len(code) else (0, 0)
+        if low < 0 or high >= k:
+            raise ValueError(f"units must lie in [0, {k}): got {low}..{high}")
         if durations is not None:
             code = torch.repeat_interleave(code, torch.as_tensor(np.asarray(durations, np.int64)))
         if len(code) == 0:
             return np.zeros(0, dtype=np.float32)
         spkr = None
-        if self.generator.multispkr:
+        if self.generator.multispkr:  # speaker ids index config["speakers"]; 0 by default
+            n = self.generator.spkr.num_embeddings
+            if not 0 <= (speaker or 0) < n:
+                raise ValueError(f"speaker must lie in [0, {n}): got {speaker}")
             spkr = torch.tensor([speaker or 0], device=self.device)
         predict = durations is None and self.generator.dur_predictor is not None
         with torch.inference_mode():
