@@ -75,8 +75,8 @@ def main() -> None:
 |---|---|---|---|---|
 {rows}
 
-The HiFi-GAN budget is {HIFIGAN_SECONDS / 60:.0f} CPU minutes on this 2-core machine; the
-released vocoder trained 500k steps on GPUs. Example (baseline): reference
+The HiFi-GAN budget is {HIFIGAN_SECONDS / 60:.0f} wall-clock minutes on this 2-core machine
+({steps} steps; the released vocoder trained 500k steps on GPUs). Example (baseline): reference
 "{example["reference"]}"; original heard as "{example["original"]}"; resynthesized heard as
 "{example["resynthesized"]}".
 """,

@@ -43,19 +43,21 @@ class Sample:
 
 
 class Transcriber:
-    """pocketsphinx's default US English models, one decoder reused."""
+    """pocketsphinx's default US English models.
 
-    def __init__(self):
-        from pocketsphinx import Decoder
-
-        self.decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+    A fresh decoder per utterance (~0.4 s): a reused one carries its live cepstral mean
+    across utterances, so the same audio would be heard differently after other audio.
+    """
 
     def __call__(self, wave: np.ndarray) -> str:
+        from pocketsphinx import Decoder
+
+        decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
         pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         return hyp.hypstr if hyp else ""
 
 
