@@ -196,6 +196,28 @@ def batched(waves: list[np.ndarray], features, assign, size: int = BATCH, warm=(
     return out
 
 
+def interleaved(
+    waves: list[np.ndarray], variants: dict, assign, size: int = BATCH, warm=()
+) -> dict:
+    """Each variant's ``features(group)`` + ``assign`` on the same length-sorted groups, taking
+    turns group by group (rotating order), so a shared CPU's slow drifts hit all alike."""
+    for features in variants.values():  # warm-up
+        for g in batches(list(warm), size):
+            [assign(f) for f in features.features([warm[i] for i in g])]
+    names = list(variants)
+    seconds = dict.fromkeys(names, 0.0)
+    units = {k: [None] * len(waves) for k in names}
+    out: dict = {}
+    with measure(out):
+        for n, g in enumerate(batches(waves, size)):
+            for k in names[n % len(names) :] + names[: n % len(names)]:
+                start = time.perf_counter()
+                for i, feats in zip(g, variants[k].features([waves[i] for i in g]), strict=True):
+                    units[k][i] = assign(feats)
+                seconds[k] += time.perf_counter() - start
+    return out | {"seconds": seconds, "units": units}
+
+
 class PaddedBatches:
     """HuBERT-base as it ran before: one zero-padded forward pass per group, no mask."""
 
@@ -432,28 +454,25 @@ def run_hubert(
         )
     r = rounds("hubert", steps)
 
-    log("hubert (d): agreement: one at a time vs batched, bf16 vs fp32")
+    log("hubert (d): the bare model's variants, interleaved group by group; agreement")
     fp32 = HubertFeatures(folder, LAYER, "cpu", bf16=False)
-    # also timed: the bare model one at a time, in padded batches, by autocast and in fp32
-    # (after (c): shapes partly warm)
-    r |= rounds(
-        "hubert",
-        {
-            "b_bf16_1": lambda n: batched(waves, bf16, assign, 1, noise),
-            "b_bf16_pad": lambda n: batched(waves, PaddedBatches(bf16), assign, BATCH, noise),
-            "b_autocast_1": lambda n: batched(waves, Autocast(fp32), assign, 1, noise),
-            "b_fp32_1": lambda n: batched(waves, fp32, assign, 1, noise),
-            "b_fp32_pad": lambda n: batched(waves, PaddedBatches(fp32), assign, BATCH, noise),
-        },
-        count=1,
-    )
-    bf16_single, fp32_single = r["b_bf16_1"]["units"], r["b_fp32_1"]["units"]
+    variants = {
+        "bf16": bf16,  # weights cast once, one forward pass per wave
+        "bf16_pad": PaddedBatches(bf16),
+        "autocast": Autocast(fp32),
+        "fp32": fp32,
+        "fp32_pad": PaddedBatches(fp32),
+    }
+    bare = {"bare": lambda n: interleaved(waves, variants, assign, BATCH, noise)}
+    r["bare"] = rounds("hubert", bare, count=1)["bare"]  # after (c): shapes partly warm
+    u = r["bare"]["units"]
+    bf16_single = u["bf16"]
     r["agree"] = {
         "bf16": agreement(r["b"]["units"], bf16_single),
-        "bf16_pad": agreement(r["b_bf16_pad"]["units"], bf16_single),
-        "fp32_pad": agreement(r["b_fp32_pad"]["units"], fp32_single),
-        "autocast": agreement(r["b_autocast_1"]["units"], bf16_single),
-        "bf16_vs_fp32": agreement(bf16_single, fp32_single),
+        "bf16_pad": agreement(u["bf16_pad"], bf16_single),
+        "fp32_pad": agreement(u["fp32_pad"], u["fp32"]),
+        "autocast": agreement(u["autocast"], bf16_single),
+        "bf16_vs_fp32": agreement(bf16_single, u["fp32"]),
     }
     for bs in dict.fromkeys((TOKENIZE_BATCH, BATCH)):
         tok = tokenize_units(r[f"c{bs}"]["first"]["output"])
@@ -576,15 +595,15 @@ def report(r: dict) -> str:
         f"{cell(h[f'c{tb}'])} | {cell(h[f'c{b}'])} |",
         f"| MFCC (k={MFCC_K}) | {cell(m['a'])} | {cell(m['b'])} | {cell(m[f'c{tb}'])} | – |",
     ]
+    sec = h["bare"]["seconds"]
     bare = [
-        f"| {label} | {speed(h[key]):.2f} | {h[key]['others']:.1f} |"
+        f"| {label} | {total / sec[key]:.2f} | {sec['bf16'] / sec[key]:.2f} |"
         for label, key in (
-            (f"bf16, `features()` on groups of {b} (= (b), best round)", "b"),
-            ("bf16, one at a time", "b_bf16_1"),
-            (f"bf16, zero-padded batches of {b}, one pass each (before)", "b_bf16_pad"),
-            ("bf16 by `torch.autocast` on fp32 weights, one at a time (before)", "b_autocast_1"),
-            (f"fp32, one at a time (layers to {LAYER} only)", "b_fp32_1"),
-            (f"fp32, zero-padded batches of {b}, one pass each", "b_fp32_pad"),
+            ("bf16, weights cast once at load, one pass per wave (now)", "bf16"),
+            ("bf16 by `torch.autocast` on fp32 weights, one pass per wave (before)", "autocast"),
+            (f"bf16, weights cast once, zero-padded batches of {b}, one pass each", "bf16_pad"),
+            (f"fp32, one pass per wave (layers to {LAYER} only)", "fp32"),
+            (f"fp32, zero-padded batches of {b}, one pass each", "fp32_pad"),
         )
     ]
     ag, ceiling = h["agree"], g["bf16"] / GFLOP_PER_AUDIO_S
@@ -632,10 +651,13 @@ fastest round):
 - HuBERT `--batch-size {b}`: {steps(h[f"c{b}"])}.
 - MFCC `--batch-size {tb}`: {steps(m[f"c{tb}"])}.
 
-**Bare HuBERT-base model, other batch sizes and precisions** (waves in memory + `Assigner`;
-run after (c), so some shapes are already warm):
+**Bare HuBERT-base model, other batch sizes and precisions** (waves in memory + `Assigner`,
+length-sorted groups of {b}): one run in which the variants take turns group by group, so
+drifts of the VM's speed hit all of them alike (others used {h["bare"]["others"]:.1f} cores
+meanwhile); run after (c), so some shapes are already warm. (b), the same computation as the
+first row, ran at {speed(h["b"]):.2f} (best of {ROUNDS} rounds).
 
-| bare model | audio-s/s | others (cores) |
+| bare model | audio-s/s | speed vs the first row |
 |---|---|---|
 {chr(10).join(bare)}
 
@@ -684,17 +706,18 @@ def interpret(r: dict) -> str:
     counts = Counter(s["batches"])
     sizes = ", ".join(f"{counts[k]} of {k}" for k in sorted(counts, reverse=True))
     outside = h[f"c{tb}"]["wall"] - s["infer"]
-    single = speed(h["b_bf16_1"])
-    pad_gain = speed(h["b_bf16_pad"]) / single
-    cast_gain = single / speed(h["b_autocast_1"])
-    bf16_gain = single / speed(h["b_fp32_1"])
+    sec = h["bare"]["seconds"]
+    pad_gain = sec["bf16"] / sec["bf16_pad"]
+    cast_gain = sec["autocast"] / sec["bf16"]
+    bf16_gain = sec["fp32"] / sec["bf16"]
     worst = min(ag["bf16"], ag[f"tokenize{tb}"], ag[f"tokenize{b}"])
-    kept = ("a", "b", f"c{tb}", f"c{b}", "b_bf16_1", "b_bf16_pad", "b_autocast_1", "b_fp32_1")
+    kept = ("a", "b", f"c{tb}", f"c{b}", "bare")
     noisy = max(h[k]["others"] for k in kept)
     mfcc_outside = m[f"c{tb}"]["wall"] - m[f"c{tb}"]["steps"]["infer"]
     return (
         f"**Reading.** At HuBERT-base size, (c) ≥ 0.8×(b) is {met(c >= 0.8 * bb)} "
-        f"({c / bb:.2f}×) and (c) ≥ 2×(a) is {met(c >= 2 * a)} ({c / a:.2f}×)"
+        f"({c / bb:.2f}×) and (c) ≥ 2×(a) is {met(c >= 2 * a)} ({c / a:.2f}×; at "
+        f"`--batch-size` {b}, the same computation for HuBERT-base, {speed(h[f'c{b}']) / a:.2f}×)"
         + (
             f": 2× needs {2 * a:.1f} audio-s/s end to end, {2 * a / ceiling:.0%} of the bf16 "
             f"matmul ceiling above, where (b) reaches {bb / ceiling:.0%}. "
@@ -704,8 +727,8 @@ def interpret(r: dict) -> str:
         + f"Tokenize adds {outside:.1f} s outside inference (model load {s['load']:.1f} s, "
         f"decode {s['decode']:.1f} s, the rest Beam, dedup and Parquet), a fixed cost that "
         f"fades on a real corpus. Its batches at `--batch-size` {tb}: {sizes}; HuBERT-base "
-        f"runs each wave in its own forward pass whatever the batch. The bare model one at a "
-        f"time: bf16 with the weights cast once at load runs {cast_gain:.2f}× as fast as "
+        f"runs each wave in its own forward pass whatever the batch. The bare model, variants "
+        f"interleaved: bf16 with the weights cast once at load runs {cast_gain:.2f}× as fast as "
         f"`torch.autocast` recasting the fp32 weights on every pass (same units: "
         f"{ag['autocast']:.1%}), {bf16_gain:.2f}× as fast as fp32; zero-padded batches of {b} "
         f"run at {pad_gain:.2f}× one at a time"
@@ -748,6 +771,10 @@ while other jobs kept the machine busy, so single-thread CPU time, medians of 3,
   frames, but 14.5 vs 8.1 ms at 500 frames and 3× the error against fp32; SDPA kept.
   Prepacked oneDNN linear weights (private `mkldnn._linear_pointwise`): ≤ 5% at 150 frames;
   not used.
+- Two processes × 1 torch thread, each extracting half the corpus (bf16, one pass per wave),
+  vs one process × 2 threads (quiet machine, wall, 2 runs each, 2 waves of warm-up):
+  8.3–8.6 s vs 9.8–11.5 s, 1.15–1.3× faster. Tokenize runs one Beam worker with 2 torch
+  threads; 2 workers × 1 thread is a pipeline option not measured end to end here.
 - Fixed-size RunInference batches (`min_batch_size = max_batch_size = 16`, an earlier run,
   when HuBERT-base still ran padded batches): slower and less faithful, (c)/(b) = 0.72,
   (c)/(a) = 1.28, batched-vs-single agreement 83.5% (21% padding per batch). The pipeline

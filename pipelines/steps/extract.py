@@ -2,7 +2,9 @@
 
 The default PyTorch handler stacks equal-shape tensors; speech has every length, so this
 handler sorts each batch by length and runs sub-batches whose padded size stays bounded.
-The extractor (model + centroids) is loaded once per worker by ``RunInference``.
+(HuBERT-base, which takes no attention mask, then runs each wave in its own forward pass so
+padding cannot change its units: see ``HubertFeatures.features``.) The extractor (model +
+centroids) is loaded once per worker by ``RunInference``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
 
     def batch_elements_kwargs(self) -> dict:
         # Beam sizes batches adaptively up to batch_size. Fixed batches of 16 were measured
-        # slower here (more padding, see benchmarks/RESULTS.md) and perturb HuBERT more.
+        # slower here (more padding, see benchmarks/RESULTS.md).
         return {"min_batch_size": 1, "max_batch_size": self.batch_size}
 
     def get_num_bytes(self, batch: Sequence[Decoded]) -> int:

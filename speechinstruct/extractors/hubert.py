@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 from transformers import HubertConfig, HubertModel
 
 from speechinstruct.checkpoints import load_fairseq_checkpoint
@@ -185,8 +186,21 @@ def load_hubert(path: str | Path, device: str = "cpu") -> tuple[HubertModel, boo
     return model.to(device).eval(), normalize
 
 
+def fold_weight_norm(conv: torch.nn.Module) -> None:
+    """Replace a conv's weight norm (``g·v/‖v‖`` recomputed on every call) by its value."""
+    if parametrize.is_parametrized(conv, "weight"):
+        parametrize.remove_parametrizations(conv, "weight")
+    elif hasattr(conv, "weight_g"):  # the older torch.nn.utils.weight_norm hook
+        torch.nn.utils.remove_weight_norm(conv)
+
+
 class HubertFeatures:
-    """HuBERT ``hidden_states[layer]`` at 50 Hz: ``features(waves) -> [(frames, dim)]`` float32."""
+    """HuBERT ``hidden_states[layer]`` at 50 Hz: ``features(waves) -> [(frames, dim)]`` float32.
+
+    With ``bf16`` the convolution and linear weights are cast once at load and the model runs
+    in bf16 as CPU ``torch.autocast`` runs it (same results), without recasting the weights on
+    every forward pass. Norm layers keep fp32 weights (PyTorch's mixed-precision kernels).
+    """
 
     name = "hubert"
 
@@ -195,14 +209,24 @@ class HubertFeatures:
         config = self.model.config
         if not 0 <= layer <= config.num_hidden_layers:
             raise ValueError(f"layer {layer} outside 0..{config.num_hidden_layers}")
-        if not config.do_stable_layer_norm:
-            # post-LN encoder: hidden_states[L] is layer L's output, later layers are wasted
-            self.model.encoder.layers = self.model.encoder.layers[:layer]
+        encoder = self.model.encoder
+        # the encoder's output becomes hidden_states[layer]: later layers are never run, and
+        # a pre-LN encoder's final layer norm is not applied to it (fairseq's output_layer)
+        encoder.layers = encoder.layers[:layer]
+        if config.do_stable_layer_norm:
+            encoder.layer_norm = torch.nn.Identity()
+        fold_weight_norm(encoder.pos_conv_embed.conv)
+        if bf16:
+            for module in self.model.modules():
+                if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)):
+                    module.to(torch.bfloat16)
         self.layer, self.dim = layer, config.hidden_size
         self.device, self.bf16 = torch.device(device), bf16
+        self.dtype = torch.bfloat16 if bf16 else torch.float32
         self._convs = list(zip(config.conv_kernel, config.conv_stride, strict=True))
-        # HuBERT-base ("group" norm) was trained without attention masks, as fairseq runs it
-        self._use_mask = config.feat_extract_norm == "layer"
+        # HuBERT-base ("group" norm) was trained without attention masks, as fairseq runs it;
+        # only masked models' features are unchanged by a padded batch
+        self.masked = config.feat_extract_norm == "layer"
 
     def frames(self, num_samples: int) -> int:
         """Output frames for a wave of ``num_samples`` (100 s chunks counted separately)."""
@@ -210,11 +234,18 @@ class HubertFeatures:
         return full * self._conv_frames(MAX_CHUNK) + self._conv_frames(rest)
 
     def features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Each wave's features, unchanged (up to float rounding) by the waves batched with it.
+
+        Without an attention mask (HuBERT-base) zero padding would change a shorter wave's
+        features (GroupNorm statistics, attention), so each wave then gets its own forward
+        pass: on CPU that measured no slower than padded batches (benchmarks/RESULTS.md).
+        """
         waves = [self._prepare(w) for w in waves]
         out: list[np.ndarray | None] = [None] * len(waves)
         short = [i for i, w in enumerate(waves) if len(w) <= MAX_CHUNK]
-        for i, feats in zip(short, self._forward([waves[i] for i in short]), strict=True):
-            out[i] = feats
+        for group in [short] if self.masked else [[i] for i in short]:
+            for i, feats in zip(group, self._forward([waves[i] for i in group]), strict=True):
+                out[i] = feats
         for i, wave in enumerate(waves):
             if out[i] is None:  # long audio: one 100 s chunk per pass, as fairseq
                 chunks = [wave[s : s + MAX_CHUNK] for s in range(0, len(wave), MAX_CHUNK)]
@@ -248,14 +279,12 @@ class HubertFeatures:
         for row, i in enumerate(rows):
             x[row, : len(waves[i])] = torch.from_numpy(waves[i])
             mask[row, : len(waves[i])] = 1
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-        with torch.inference_mode(), autocast:
-            result = self.model(
-                x.to(self.device),
-                attention_mask=mask.to(self.device) if self._use_mask else None,
-                output_hidden_states=True,
-            )
-        hidden = result.hidden_states[self.layer].float().cpu().numpy()
+        with torch.inference_mode():
+            hidden = self.model(
+                x.to(self.device, self.dtype),
+                attention_mask=mask.to(self.device) if self.masked else None,
+            ).last_hidden_state
+        hidden = hidden.float().cpu().numpy()
         for row, i in enumerate(rows):
             out[i] = np.ascontiguousarray(hidden[row, : frames[i]])
         return out

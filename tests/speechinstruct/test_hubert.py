@@ -110,10 +110,14 @@ def reference_model(w: dict, conv_dim: int = 16, layer_norm: bool = False) -> Hu
     return model
 
 
-def reference_features(model: HubertModel, wave: np.ndarray, layer: int) -> np.ndarray:
+def reference_features(
+    model: HubertModel, wave: np.ndarray, layer: int, mask: bool = False
+) -> np.ndarray:
+    x = torch.from_numpy(wave)[None]
     with torch.inference_mode():
-        out = model(torch.from_numpy(wave)[None], output_hidden_states=True)
-    return out.hidden_states[layer][0].numpy()
+        out = model(x, attention_mask=torch.ones_like(x).long() if mask else None,
+                    output_hidden_states=True)  # fmt: skip
+    return out.hidden_states[layer][0].float().numpy()
 
 
 def waves(*lengths: int, seed: int = 1) -> list[np.ndarray]:
@@ -128,7 +132,7 @@ def tiny_pt(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("layer", [1, 2])
+@pytest.mark.parametrize("layer", [0, 1, 2])
 def test_converted_fairseq_checkpoint_equals_direct_hubert_model(tiny_pt, layer):
     ref = reference_model(fairseq_weights())
     features = HubertFeatures(tiny_pt, layer=layer)
@@ -141,15 +145,18 @@ def test_converted_fairseq_checkpoint_equals_direct_hubert_model(tiny_pt, layer)
     assert np.abs(ours - expected).max() < 1e-5
 
 
-@pytest.mark.parametrize(("conv_dim", "layer_norm"), [(32, False), (16, True)])
-def test_identity_projection_and_layer_norm_extractor(tmp_path, conv_dim, layer_norm):
-    """Equal widths (no post_extract_proj in fairseq), and the layer-norm-first variant."""
+@pytest.mark.parametrize(
+    ("conv_dim", "layer_norm", "layer"), [(32, False, 1), (16, True, 1), (16, True, 2)]
+)
+def test_identity_projection_and_layer_norm_extractor(tmp_path, conv_dim, layer_norm, layer):
+    """Equal widths (no post_extract_proj in fairseq), and the layer-norm-first variant, whose
+    last layer's hidden state comes without the encoder's final layer norm (as fairseq)."""
     weights = fairseq_weights(conv_dim, layer_norm)
     path = tmp_path / "variant.pt"
     save_fairseq(path, weights, tiny_cfg(conv_dim, layer_norm))
     (wave,) = waves(6000)
-    (ours,) = HubertFeatures(path, layer=1).features([wave])
-    expected = reference_features(reference_model(weights, conv_dim, layer_norm), wave, 1)
+    (ours,) = HubertFeatures(path, layer=layer).features([wave])
+    expected = reference_features(reference_model(weights, conv_dim, layer_norm), wave, layer)
     assert np.abs(ours - expected).max() < 1e-5
 
 
@@ -174,18 +181,20 @@ def test_batch_of_different_lengths(tiny_pt, tmp_path):
     alone = [features.features([w])[0] for w in batch]
     assert [len(f) for f in together] == [len(f) for f in alone] == [49, 27, 9, 0, 1]
     assert [features.frames(n) for n in lengths] == [49, 27, 9, 0, 1]
-    # HuBERT-base runs without an attention mask (as fairseq), so padding moves the features of
-    # the shorter waves: GroupNorm statistics over time and attention both see the padding.
-    # Measured on these random weights (3 seeds): the longest wave agrees to 1.5e-6; mean |Δ|
-    # is 0.42–0.53 of the features' std at 44% padding and 0.79–0.85 at 80%. Real weights
-    # need their own measurement (of unit agreement); these bounds only pin the behaviour.
-    assert np.abs(together[0] - alone[0]).max() < 1e-5
-    for t, a in zip(together[1:3], alone[1:3], strict=True):
-        assert 0.1 < np.abs(t - a).mean() / a.std() < 1.5
-    # the layer-norm variant gets an attention mask, so batching leaves features unchanged
+    # HuBERT-base runs without an attention mask (as fairseq): padding would move the shorter
+    # waves' features, so each wave gets its own forward pass and batching changes nothing
+    assert not features.masked
+    for t, a in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(t, a)
+    padded = features._forward(batch[:3])  # what one padded batch would give instead
+    np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
+    for p, a in zip(padded[1:], alone[1:3], strict=True):
+        assert np.abs(p - a).mean() > 0.1 * a.std()
+    # the layer-norm variant gets an attention mask, so one padded batch leaves features as alone
     path = tmp_path / "masked.pt"
     save_fairseq(path, fairseq_weights(layer_norm=True), tiny_cfg(layer_norm=True))
     masked = HubertFeatures(path, layer=2)
+    assert masked.masked
     for t, w in zip(masked.features(batch), batch, strict=True):
         assert np.abs(t - masked.features([w])[0]).max(initial=0) < 1e-4
 
@@ -200,12 +209,31 @@ def test_long_audio_in_chunks(tiny_pt, monkeypatch):
     np.testing.assert_array_equal(ours, np.concatenate(chunks))
 
 
-def test_bf16_autocast_runs_close(tiny_pt):
-    (wave,) = waves(8000)
-    fp32 = HubertFeatures(tiny_pt, layer=2).features([wave])[0]
-    bf16 = HubertFeatures(tiny_pt, layer=2, bf16=True).features([wave])[0]
-    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
-    assert np.abs(bf16 - fp32).max() < 0.1
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_bf16_weights_equal_autocast_and_stay_close_to_fp32(tmp_path, layer_norm):
+    """bf16 casts linear and conv weights once; norms keep fp32 weights. That computes what
+    ``torch.autocast`` computes from the fp32 model, and stays close to fp32."""
+    weights = fairseq_weights(layer_norm=layer_norm)
+    path = tmp_path / "model.pt"
+    save_fairseq(path, weights, tiny_cfg(layer_norm=layer_norm))
+    wave = waves(8000, 5000)
+    fp32 = HubertFeatures(path, layer=2).features(wave)
+    features = HubertFeatures(path, layer=2, bf16=True)
+    bf16 = [features.features([w])[0] for w in wave]  # a batch's shape moves bf16 rounding
+    encoder = features.model.encoder
+    assert encoder.layers[0].feed_forward.intermediate_dense.weight.dtype == torch.bfloat16
+    assert encoder.pos_conv_embed.conv.weight.dtype == torch.bfloat16
+    assert encoder.layers[0].final_layer_norm.weight.dtype == torch.float32
+    ref = reference_model(weights, layer_norm=layer_norm)
+    for ours, exact, w in zip(bf16, fp32, wave, strict=True):
+        assert ours.dtype == np.float32 and ours.shape == exact.shape
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = reference_features(ref, w, 2, mask=features.masked)
+        assert np.abs(ours - autocast).max() < 1e-6 * np.abs(autocast).max()
+        cosine = torch.nn.functional.cosine_similarity(
+            torch.from_numpy(ours), torch.from_numpy(exact), dim=1
+        )
+        assert cosine.min() > 0.999  # measured 0.9999+ on these random weights
 
 
 def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
