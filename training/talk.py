@@ -140,13 +140,13 @@ class Talker:
         dropped = self._fit(question)
         context = self.head + [i for past in self.history for i in past] + question
 
-        answer, pieces, transcript = [], [], None
+        answer, transcript = [], None
         if name in ("s2s", "s2t"):
-            transcript = self._text(context, answer, pieces, "[tq] ")
-        said = self._text(context, answer, pieces, ("; " if pieces else "") + "[ta] ")
+            transcript = self._text(context, answer, "[tq] ")
+        said = self._text(context, answer, "[ta] " if transcript is None else "; [ta] ")
         units: list[int] = []
         if reply == "speech":
-            units = self._units(context, answer, pieces)
+            units = self._units(context, answer)
         answer += self.st.markup(EOA)
         self.history.append(question + answer)
         audio = None
@@ -163,10 +163,7 @@ class Talker:
 
         fields = {"description": descriptions("tts")[0], "text": text, "speech": []}
         context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
-        ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
-        new = self._generate(context, self.unit_ids, self.settings.max_units, ended,
-                             eosp_after_first=True)  # fmt: skip
-        units = self.st.decode_units(new)
+        units = self._speech(context)
         return units, self.vocoder.synthesize(units) if units else None
 
     def _fit(self, question: list[int]) -> int:
@@ -185,7 +182,7 @@ class Talker:
             dropped += 1
         return dropped
 
-    def _text(self, context: list[int], answer: list[int], pieces: list, markup: str) -> str:
+    def _text(self, context: list[int], answer: list[int], markup: str) -> str:
         answer += self.st.markup(markup)
         new = self._generate(context + answer, self.text_ids, self.settings.max_text_tokens,
                              self._text_done)  # fmt: skip
@@ -194,21 +191,23 @@ class Talker:
             said = said.split(stop)[0]
         said = said.strip()
         answer += self.st.text(said)
-        pieces.append(said)
         return said
 
     def _text_done(self, new: list[int]) -> bool:
         return new[-1] in self.ends or any(c in self.st.tok.decode(new[-1:]) for c in STOPS)
 
-    def _units(self, context: list[int], answer: list[int], pieces: list) -> list[int]:
+    def _units(self, context: list[int], answer: list[int]) -> list[int]:
         answer += [*self.st.markup("; [ua] "), self.st.sosp]
-        ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
-        new = self._generate(context + answer, self.unit_ids, self.settings.max_units, ended,
-                             eosp_after_first=True)  # fmt: skip
-        units = self.st.decode_units(new)
+        units = self._speech(context + answer)
         answer += [self.st.unit0 + u for u in units] + [self.st.eosp]
-        pieces.append(units)
         return units
+
+    def _speech(self, ids: list[int]) -> list[int]:
+        """The units generated after ``ids`` (ending in ``<sosp>``): at least one, to ``<eosp>``."""
+        ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
+        new = self._generate(ids, self.unit_ids, self.settings.max_units, ended,
+                             eosp_after_first=True)  # fmt: skip
+        return self.st.decode_units(new)
 
     @torch.inference_mode()
     def _generate(self, ids: list[int], allowed: torch.Tensor, limit: int, done,

@@ -294,6 +294,17 @@ def _norm(conv: nn.Module, spectral: bool) -> nn.Module:
     return parametrizations.spectral_norm(conv) if spectral else parametrizations.weight_norm(conv)
 
 
+def _score(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor):
+    """A discriminator's conv stack: its flattened score and every layer's feature map."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
 class DiscriminatorP(nn.Module):
     """Looks at every ``period``-th sample: 2-D convolutions over (time / period, period)."""
 
@@ -313,13 +324,7 @@ class DiscriminatorP(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
         x = x.view(b, c, -1, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x)
 
 
 class DiscriminatorS(nn.Module):
@@ -339,13 +344,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = _norm(nn.Conv1d(cin, 1, 3, 1, padding=1), spectral)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _score(self.convs, self.conv_post, x)
 
 
 class MultiDiscriminator(nn.Module):
