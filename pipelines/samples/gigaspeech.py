@@ -52,7 +52,7 @@ def write(out: Path, sentences: Iterator[str], utterances: int, seed: int) -> li
     audios, expected = [], []
     for f, (names, subsets) in enumerate(FILES):
         aid = f"POD{f + 1:010d}"
-        rel = f"audio/podcast/P{f // 100:04d}/{aid}.opus"
+        rel = f"audio/podcast/P{f // 100 + 1:04d}/{aid}.opus"  # P0001 holds the first
         chunk = [next(texts) for _ in range(per_file)]
         waves = speak_all([(t, voice(names[i % len(names)])) for i, t in enumerate(chunk)])
         pieces, segments, offset = [], [], 0

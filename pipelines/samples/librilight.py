@@ -52,7 +52,6 @@ def write(out: Path, sentences: Iterator[str], seed: int) -> list[dict]:
                 "language": "English",
                 "genre": ["Fiction"],
             },
-            "file_length_sec": round(len(audio) / SR, 3),
             "snr": round(float(10 * np.log10(np.mean(audio**2) / 1e-7)), 2),
             "voice_activity": activity,
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipelines.records import AudioSource, Reject, Utterance
@@ -42,3 +42,18 @@ def require_dir(path: Path, what: str) -> Path:
         hint = f"; found: {', '.join(found)}" if found else ""
         raise FileNotFoundError(f"{what} not found: {path}{hint}")
     return path
+
+
+def split_folders(
+    root: str, split: str | None, what: str, is_split: Callable[[Path], bool],
+    all_splits: Callable[[str], list[str]],
+) -> tuple[Path, list[str]]:  # fmt: skip
+    """``(parent, names)`` of the split folders to read: ``split``, every split under
+    ``root``, or ``root`` itself when it is a split folder (``is_split``)."""
+    require_dir(Path(root), f"{what} folder")
+    if split is None and is_split(Path(root)):
+        return Path(root).parent, [Path(root).name]
+    names = [split] if split else all_splits(root)
+    if not names:
+        raise FileNotFoundError(f"no {what} split folders (<split>/<speaker>/…) under {root}")
+    return Path(root), names

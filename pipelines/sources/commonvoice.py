@@ -1,8 +1,10 @@
 """Common Voice as downloaded: ``<lang>/clips/*.mp3`` + split TSVs (``validated.tsv``…).
 
 Read with ``csv.QUOTE_NONE``: quotes in real sentences are unbalanced. Columns used:
-``client_id`` (speaker), ``path`` (clip name), ``sentence``. Many speakers read one
-sentence; that is not duplication.
+``client_id`` (speaker), ``path`` (clip name), ``sentence``; a row with more or fewer
+cells than the header is malformed. The first releases list clip names without ``.mp3``;
+such a name is looked up with the suffix added. Many speakers read one sentence; that is
+not duplication.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def read(root: str, split: str | None = None) -> Records:
         found = sorted(p.stem for p in Path(root).glob("*.tsv")) if Path(root).is_dir() else []
         raise FileNotFoundError(f"Common Voice split file not found: {tsv}; found: {found}")
     clips = Path(root) / "clips"
-    with tsv.open(newline="", encoding="utf-8", errors="replace") as f:
+    with tsv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(rows, [])
         missing = [c for c in REQUIRED if c not in header]
@@ -38,6 +40,8 @@ def read(root: str, split: str | None = None) -> Records:
             )
             return
         for lineno, row in enumerate(rows, 2):
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line
             yield _record(
                 dict(zip(header, row, strict=False)),
                 len(row) == len(header),
@@ -50,6 +54,8 @@ def read(root: str, split: str | None = None) -> Records:
 def _record(row: dict, complete: bool, clips: Path, split: str, where: str):
     name = row.get("path") or ""
     id_ = Path(name).stem if name.endswith(".mp3") else name or where
+    if name and not Path(name).suffix and not (clips / name).is_file():
+        name += ".mp3"  # Common Voice 1 and 2 list bare clip names
     if not complete or not name or not row.get("client_id"):
         return reject(CORPUS, id_, reasons.BAD_METADATA, f"{where}: malformed row")
     try:
@@ -62,4 +68,6 @@ def _record(row: dict, complete: bool, clips: Path, split: str, where: str):
         return reject(CORPUS, id_, reasons.MISSING_AUDIO, f"{where}: no clips/{name}", source)
     if not text:
         return reject(CORPUS, id_, reasons.EMPTY_TEXT, f"{where}: empty sentence", source)
+    if "\ufffd" in text:
+        return reject(CORPUS, id_, reasons.BAD_METADATA, f"{where}: sentence not UTF-8", source)
     return Utterance(id_, CORPUS, split, row["client_id"], text, source)

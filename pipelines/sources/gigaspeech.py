@@ -25,6 +25,7 @@ PUNCTUATION_TAGS = {
     "<QUESTIONMARK>": "?",
     "<EXCLAMATIONPOINT>": "!",
 }
+SUBSETS = ("XS", "S", "M", "L", "XL", "DEV", "TEST")  # spelled ``{XS}``… in ``subsets``
 _TAG = re.compile(r"\s*(" + "|".join(map(re.escape, PUNCTUATION_TAGS)) + r")")
 
 
@@ -37,15 +38,28 @@ def clean_text(text_tn: str, punctuation: str = "restore") -> str:
     return " ".join(text.split())
 
 
+def subset(split: str) -> str:
+    """``XS``, ``xs`` or ``{XS}`` → ``XS``; an unknown subset is an error."""
+    name = split.strip().strip("{}").upper()
+    if name not in SUBSETS:
+        raise ValueError(f"unknown GigaSpeech subset {split!r}; choose from {', '.join(SUBSETS)}")
+    return name
+
+
 def read(root: str, split: str | None = None, punctuation: str = "restore") -> Records:
     """Segments in subset ``split`` (``XS`` reads segments tagged ``{XS}``), or all."""
     meta = Path(root) / "GigaSpeech.json"
     if not meta.is_file():
         raise FileNotFoundError(f"GigaSpeech metadata not found: {meta}")
+    split = subset(split) if split else None
     tag = f"{{{split}}}" if split else None
     with meta.open("rb") as f:
         try:
             for n, audio in enumerate(ijson.items(f, "audios.item", use_float=True)):
+                if not isinstance(audio, dict):
+                    yield reject(CORPUS, f"audios[{n}]", reasons.BAD_METADATA,
+                                 "audio entry is not an object")  # fmt: skip
+                    continue
                 yield from _read_audio(Path(root), audio, n, tag, split or "all", punctuation)
         except ijson.JSONError as e:
             yield reject(CORPUS, "GigaSpeech.json", reasons.BAD_METADATA, f"unreadable JSON: {e}")
@@ -67,9 +81,12 @@ def _read_audio(root: Path, audio: dict, n: int, tag: str | None, split: str, pu
         if not isinstance(seg, dict):
             yield reject(CORPUS, f"{aid}_seg{i}", reasons.BAD_METADATA, "segment is not an object")
             continue
-        if tag is not None and tag not in (seg.get("subsets") or []):
-            continue
         sid = str(seg.get("sid") or f"{aid}_seg{i}")
+        if tag is not None and not isinstance(seg.get("subsets"), list):
+            yield reject(CORPUS, sid, reasons.BAD_METADATA, "segment lacks a 'subsets' list")
+            continue
+        if tag is not None and tag not in seg["subsets"]:
+            continue
         yield _segment(seg, sid, path, escape, duration, audio, split, punctuation)
 
 

@@ -2,12 +2,15 @@
 
 Columns/keys: ``path`` (relative to the root, required), ``text`` (JSONL: null or absent
 for untranscribed audio), ``speaker``, and optional ``id``, ``start``, ``end`` (seconds).
+Without an ``id``, the id is the path (``/`` → ``_``, no suffix), plus ``_<start ms>_<end
+ms>`` for a segment, so that segments of one file differ.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ DEFAULT_SPLIT = "train"
 
 def _rows(file: Path) -> Iterator[tuple[str, dict | None]]:
     """``(where, row)`` pairs; ``row`` is None where a line cannot be parsed."""
-    with file.open(newline="", encoding="utf-8", errors="replace") as f:
+    with file.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         if file.suffix == ".jsonl":
             for lineno, line in enumerate(f, 1):
                 if line.strip():
@@ -34,6 +37,8 @@ def _rows(file: Path) -> Iterator[tuple[str, dict | None]]:
             rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = next(rows, [])
             for lineno, cells in enumerate(rows, 2):
+                if not any(cell.strip() for cell in cells):
+                    continue  # a blank line
                 ok = len(cells) == len(header)
                 yield f"{file.name}:{lineno}", dict(zip(header, cells, strict=True)) if ok else None
 
@@ -57,24 +62,39 @@ def read(root: str, split: str | None = None) -> Records:
         yield _record(row, where, base, split)
 
 
+def seconds(value: object) -> float | None:
+    """A ``start``/``end`` cell as seconds: None when absent; ValueError unless a number."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a number of seconds: {value!r}")
+    return float(value)
+
+
 def _record(row: dict | None, where: str, base: Path, split: str):
     if row is None or not isinstance(row.get("path"), str) or not row["path"]:
         return reject(CORPUS, where, reasons.BAD_METADATA, f"{where}: no 'path'")
     id_ = str(row.get("id") or Path(row["path"]).with_suffix("").as_posix().replace("/", "_"))
     try:
-        start = float(row["start"]) if row.get("start") not in (None, "") else None
-        end = float(row["end"]) if row.get("end") not in (None, "") else None
+        start, end = seconds(row.get("start")), seconds(row.get("end"))
         path = inside(base, row["path"])
     except ValueError as e:
         reason = reasons.PATH_ESCAPE if isinstance(e, PathEscape) else reasons.BAD_METADATA
         return reject(CORPUS, id_, reason, f"{where}: {e}")
-    source = AudioSource(str(path), start, end)
+    if not row.get("id") and (start is not None or end is not None):
+        id_ += "".join(f"_{round(t * 1000)}" if t is not None and math.isfinite(t) else "_"
+                       for t in (start, end))  # fmt: skip
+    finite = all(t is None or math.isfinite(t) for t in (start, end))
+    source = AudioSource(str(path), start, end) if finite else AudioSource(str(path))
     text = row.get("text")
     if text is not None:
         text = " ".join(str(text).split())
         if not text:
             return reject(CORPUS, id_, reasons.EMPTY_TEXT, f"{where}: empty text", source)
-    if start is not None and end is not None and end <= start:
+        if "\ufffd" in text:
+            return reject(CORPUS, id_, reasons.BAD_METADATA, f"{where}: text not UTF-8", source)
+    lo = start or 0.0
+    if not finite or lo < 0 or (end is not None and end <= lo):
         return reject(CORPUS, id_, reasons.BAD_SEGMENT, f"{where}: [{start}, {end}]", source)
     if not path.is_file():
         return reject(CORPUS, id_, reasons.MISSING_AUDIO, f"{where}: no {row['path']}", source)

@@ -41,3 +41,29 @@ def test_damage_becomes_rejects(damaged):
     assert result.rejects == {"missing_audio": 1, "empty_text": 1, "path_escape": 1,
                               "decode_error": 1, "bad_metadata": 1}  # fmt: skip
     assert result.read == len(lines) - 1 == result.usable + 5
+
+
+def test_real_format_variants(damaged):
+    """A BOM before the header, blank lines, a sentence that is not UTF-8, and Common Voice
+    1/2 clip names without .mp3."""
+    root = damaged / "cv-corpus" / "en"
+    lines = (root / "validated.tsv").read_text().splitlines()
+    cells = [line.split("\t") for line in lines]
+    bare = cells[1][1].removesuffix(".mp3")
+    cells[1][1] = bare  # as CV 1 lists it; the clip on disk is <name>.mp3
+    text = (
+        "\n".join("\t".join(c) for c in cells[:3])
+        + "\n\n"
+        + "\n".join("\t".join(c) for c in cells[3:])
+    )
+    (root / "validated.tsv").write_bytes(
+        ("\ufeff" + text + "\n\n").encode().replace(cells[2][2].encode(), b"\xff\xfe", 1)
+    )
+    got = list(commonvoice.read(str(root)))
+    assert len(got) == len(lines) - 1
+    assert [(r.id, r.reason) for r in got if not isinstance(r, Utterance)] == [
+        (cells[2][1].removesuffix(".mp3"), "bad_metadata")  # a sentence that is not UTF-8
+    ]
+    first = got[0]
+    assert first.id == bare and first.source.path.endswith(f"clips/{bare}.mp3")
+    assert first.speaker == cells[1][0]  # the header's first column survived the BOM

@@ -74,3 +74,20 @@ def test_broken_json_is_a_reject_not_a_crash(tmp_path):
     (tmp_path / "GigaSpeech.json").write_text('{"audios": [{"aid": "A", "path": "x.opus", "segm')
     out = list(gigaspeech.read(str(tmp_path)))
     assert [(r.reason, r.id) for r in out] == [("bad_metadata", "GigaSpeech.json")]
+
+
+def test_subset_spellings_and_bad_entries(damaged):
+    root = damaged / "GigaSpeech"
+    want = [r.id for r in gigaspeech.read(str(root), "XS")]
+    assert want and all([r.id for r in gigaspeech.read(str(root), s)] == want
+                        for s in ("xs", "{XS}", " XS "))  # fmt: skip
+    with pytest.raises(ValueError, match="unknown GigaSpeech subset 'XXL'"):
+        list(gigaspeech.read(str(root), "XXL"))
+    meta = json.loads((root / "GigaSpeech.json").read_text())
+    meta["audios"].insert(1, None)  # not an object
+    del meta["audios"][0]["segments"][0]["subsets"]
+    (root / "GigaSpeech.json").write_text(json.dumps(meta))
+    got = list(gigaspeech.read(str(root), "XS"))
+    rejects = [(r.id, r.reason) for r in got if isinstance(r, Reject)]
+    sid = meta["audios"][0]["segments"][0]["sid"]
+    assert (sid, "bad_metadata") in rejects and ("audios[1]", "bad_metadata") in rejects

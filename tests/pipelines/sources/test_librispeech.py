@@ -1,5 +1,7 @@
 import shutil
 
+import pytest
+
 from pipelines.records import Reject, Utterance
 from pipelines.sources import librispeech
 from pipelines.survey import survey
@@ -48,3 +50,30 @@ def test_damage_becomes_rejects(damaged):
     assert by_reason["decode_error"].id == ids[1] and by_reason["decode_error"].stage == "decode"
     assert by_reason["empty_text"].id == ids[2]
     assert all(isinstance(r, Reject) for r in result.examples)
+
+
+def test_real_format_damage(damaged):
+    """A BOM, a tab after the id, a line that is not UTF-8 (one reject, not one for the line
+    and another for its .flac); and a split folder given as the root."""
+    split = damaged / "LibriSpeech" / "dev-clean"
+    chapter = sorted(p for p in split.glob("*/*") if p.is_dir())[0]
+    trans = next(chapter.glob("*.trans.txt"))
+    lines = trans.read_text().splitlines()
+    ids = [line.split()[0] for line in lines]
+    lines[1] = lines[1].replace(" ", "\t", 1)
+    body = ("\n".join(lines) + "\n").encode()
+    body = body.replace(lines[2].encode(), lines[2].encode() + b" \xff\xfe")
+    trans.write_bytes(b"\xef\xbb\xbf" + body)
+    got = list(librispeech.read(str(split)))  # the split folder itself
+    rejects = [(r.id, r.reason) for r in got if isinstance(r, Reject)]
+    assert rejects == [(ids[2], "bad_metadata")]
+    by_id = {r.id: r for r in got}
+    assert by_id[ids[0]].text == " ".join(lines[0].split()[1:])  # the BOM is not in the id
+    assert by_id[ids[1]].text == " ".join(lines[1].split()[1:])
+    assert {r.split for r in got if isinstance(r, Utterance)} == {"dev-clean"}
+
+
+def test_folder_without_splits_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no LibriSpeech split folders"):
+        list(librispeech.read(str(tmp_path / "empty")))

@@ -59,3 +59,32 @@ def test_damage_becomes_rejects(tmp_path):
                               "missing_audio": 1, "empty_text": 1, "bad_segment": 1,
                               "bad_metadata": 2}  # fmt: skip
     assert result.read == len(lines)
+
+
+def test_segments_numbers_and_repeated_ids(tmp_path):
+    """Segments of one file get distinct ids; start/end that are not finite numbers are
+    rejects, not crashes; an id listed twice keeps the first, rejects the second."""
+    from pipelines import sources
+
+    _wav(tmp_path / "long.wav", 3.0)
+    rows = [
+        {"path": "long.wav", "text": "a", "start": 0.0, "end": 1.0},
+        {"path": "long.wav", "text": "b", "start": 1.0, "end": 2.5},
+        {"path": "long.wav", "text": "c", "start": [1], "end": 2},  # bad_metadata
+        {"path": "long.wav", "text": "d", "start": True, "end": 2},  # bad_metadata
+        {"path": "long.wav", "text": "e", "start": 1, "end": float("inf")},  # bad_segment
+        {"path": "long.wav", "text": "f", "id": "x"},
+        {"path": "long.wav", "text": "g", "id": "x"},  # bad_metadata: id repeated
+    ]
+    (tmp_path / "train.jsonl").write_text("\ufeff" + "\n".join(map(json.dumps, rows)) + "\n\n")
+    got = list(sources.read("manifest", str(tmp_path)))
+    assert [(r.id, type(r).__name__, getattr(r, "reason", None)) for r in got] == [
+        ("long_0_1000", "Utterance", None),
+        ("long_1000_2500", "Utterance", None),
+        ("long", "Reject", "bad_metadata"),  # times unreadable: the path's id
+        ("long", "Reject", "bad_metadata"),
+        ("long_1000_", "Reject", "bad_segment"),
+        ("x", "Utterance", None),
+        ("x", "Reject", "bad_metadata"),
+    ]
+    assert got[1].source.start_s == 1.0 and got[1].text == "b"
