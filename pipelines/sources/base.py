@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from pipelines.records import AudioSource, Reject, Utterance
 from schemas import reasons
@@ -12,6 +14,7 @@ from schemas import reasons
 Record = Utterance | Reject
 Records = Iterator[Record]
 STAGE = "read"
+csv.field_size_limit(1 << 20)  # csv's 128 KiB default would stop a reader at one long cell
 
 
 class PathEscape(ValueError):
@@ -57,3 +60,18 @@ def split_folders(
     if not names:
         raise FileNotFoundError(f"no {what} split folders (<split>/<speaker>/…) under {root}")
     return Path(root), names
+
+
+def open_text(path: Path) -> TextIO:
+    """A corpus text file: UTF-8 with or without a BOM, undecodable bytes as U+FFFD (for the
+    reader to reject), newlines left to ``csv``."""
+    return path.open(newline="", encoding="utf-8-sig", errors="replace")
+
+
+def tsv_table(f: TextIO) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """``(header, (line number, cells)…)`` of a tab-separated file with a header line, read
+    as corpora write them: unquoted (real sentences hold unbalanced quotes), blank lines
+    skipped."""
+    rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(rows, [])
+    return header, ((n, cells) for n, cells in enumerate(rows, 2) if any(c.strip() for c in cells))

@@ -9,17 +9,15 @@ not duplication.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from pipelines.records import AudioSource, Utterance
-from pipelines.sources.base import PathEscape, Records, inside, reject
+from pipelines.sources.base import PathEscape, Records, inside, open_text, reject, tsv_table
 from schemas import reasons
 
 CORPUS = "commonvoice"
 DEFAULT_SPLIT = "validated"
 REQUIRED = ("client_id", "path", "sentence")
-csv.field_size_limit(1 << 20)
 
 
 def read(root: str, split: str | None = None) -> Records:
@@ -30,18 +28,15 @@ def read(root: str, split: str | None = None) -> Records:
         found = sorted(p.stem for p in Path(root).glob("*.tsv")) if Path(root).is_dir() else []
         raise FileNotFoundError(f"Common Voice split file not found: {tsv}; found: {found}")
     clips = Path(root) / "clips"
-    with tsv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(rows, [])
+    with open_text(tsv) as f:
+        header, rows = tsv_table(f)
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             yield reject(
                 CORPUS, f"{split}.tsv", reasons.BAD_METADATA, f"{tsv.name}: header lacks {missing}"
             )
             return
-        for lineno, row in enumerate(rows, 2):
-            if not any(cell.strip() for cell in row):
-                continue  # a blank line
+        for lineno, row in rows:
             yield _record(
                 dict(zip(header, row, strict=False)),
                 len(row) == len(header),

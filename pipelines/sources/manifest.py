@@ -8,14 +8,13 @@ ms>`` for a segment, so that segments of one file differ.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 from pipelines.records import AudioSource, Utterance
-from pipelines.sources.base import PathEscape, Records, inside, reject
+from pipelines.sources.base import PathEscape, Records, inside, open_text, reject, tsv_table
 from schemas import reasons
 
 CORPUS = "manifest"
@@ -24,7 +23,7 @@ DEFAULT_SPLIT = "train"
 
 def _rows(file: Path) -> Iterator[tuple[str, dict | None]]:
     """``(where, row)`` pairs; ``row`` is None where a line cannot be parsed."""
-    with file.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+    with open_text(file) as f:
         if file.suffix == ".jsonl":
             for lineno, line in enumerate(f, 1):
                 if line.strip():
@@ -34,11 +33,8 @@ def _rows(file: Path) -> Iterator[tuple[str, dict | None]]:
                         row = None
                     yield f"{file.name}:{lineno}", row if isinstance(row, dict) else None
         else:
-            rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = next(rows, [])
-            for lineno, cells in enumerate(rows, 2):
-                if not any(cell.strip() for cell in cells):
-                    continue  # a blank line
+            header, rows = tsv_table(f)
+            for lineno, cells in rows:
                 ok = len(cells) == len(header)
                 yield f"{file.name}:{lineno}", dict(zip(header, cells, strict=True)) if ok else None
 
