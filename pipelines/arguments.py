@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.audio import AudioLimits
+from pipelines.shards import MAX_SHARD_BYTES, Shards
 from pipelines.sources import READERS
 from speechinstruct.extractors import EXTRACTORS, ExtractorSpec
 
@@ -27,6 +28,21 @@ def add_extractor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", type=int, default=11, help="hubert layer (hidden_states[L])")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 …")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the model")
+    parser.add_argument(
+        "--model-copies", type=int, default=1,
+        help="model copies per worker machine (GPU workers: one per GPU; CPU: 1, shared by the "
+        "worker's processes)",
+    )  # fmt: skip
+
+
+def add_shard_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-shards", type=int, help="shards per split (default: by size)")
+    parser.add_argument("--max-shard-mb", type=float, default=MAX_SHARD_BYTES / 2**20,
+                        help="target shard size when --num-shards is not given")  # fmt: skip
+
+
+def shards(args: argparse.Namespace) -> Shards:
+    return Shards(args.num_shards, int(args.max_shard_mb * 2**20))
 
 
 def pipeline_options(beam_args: list[str]):

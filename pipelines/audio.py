@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from pipelines import storage
 from pipelines.records import Reject, Utterance
 from schemas import reasons
 
@@ -52,13 +54,19 @@ class AudioLimits:
 def load(
     path: str, start_s: float | None = None, end_s: float | None = None, sr: int = TARGET_SR
 ) -> np.ndarray:
-    """Decode ``path`` (or its ``[start_s, end_s)`` segment) to mono float32 at ``sr``."""
-    if not os.path.isfile(path):
-        raise MissingAudio(f"no such file: {path}")
+    """Decode ``path`` (a local path or URI; or its ``[start_s, end_s)`` segment) to mono
+    float32 at ``sr``."""
     if start_s is not None and end_s is not None and end_s <= start_s:
         raise BadSegment(f"segment end {end_s} <= start {start_s}")
+    remote = storage.is_remote(path)
+    if not (storage.exists(path) if remote else os.path.isfile(path)):
+        raise MissingAudio(f"no such file: {path}")
     try:
-        wave, native_sr = _read_soundfile(path, start_s, end_s)
+        if remote:
+            with storage.open_read(path) as f:
+                wave, native_sr = _read_soundfile(f, path, start_s, end_s)
+        else:
+            wave, native_sr = _read_soundfile(path, path, start_s, end_s)
     except sf.LibsndfileError:
         wave, native_sr = _read_ffmpeg(path, start_s, end_s)
     if wave.ndim == 2:
@@ -83,9 +91,9 @@ def _segment_frames(
 
 
 def _read_soundfile(
-    path: str, start_s: float | None, end_s: float | None
+    file, path: str, start_s: float | None, end_s: float | None
 ) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(path) as f:
+    with sf.SoundFile(file) as f:
         rate, total = f.samplerate, f.frames
         if total <= 0:
             raise DecodeError(f"no audio frames in {path}")
@@ -105,6 +113,11 @@ def _read_ffmpeg(path: str, start_s: float | None, end_s: float | None) -> tuple
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise DecodeError(f"{path}: libsndfile cannot read it and ffmpeg is not installed")
+    if storage.is_remote(path):
+        with tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1]) as local:
+            local.write(storage.read_bytes(path))
+            local.flush()
+            return _read_ffmpeg(local.name, start_s, end_s)
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", path]
     if start_s is not None:
         cmd[4:4] = ["-ss", f"{start_s:.3f}"]

@@ -1,12 +1,18 @@
-"""Write a table as size-bounded Parquet shards with HF names (``train-00000-of-00004``)."""
+"""Shards of a table: which shard a row goes to, how many, and one shard's Parquet bytes.
+
+Rows go to shard ``hash(id) % N`` of their split (a stable hash, so every worker and every
+run agrees). N comes from the caller or from the split's estimated size (~256 MB a shard).
+Files are named as the Hub names them: ``<split>-NNNNN-of-NNNNN.parquet``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import os
-import shutil
-from pathlib import Path
+from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas import to_table, validate
@@ -14,34 +20,53 @@ from schemas import to_table, validate
 MAX_SHARD_BYTES = 256 * 2**20
 
 
-def shard_names(n: int, prefix: str = "train") -> list[str]:
-    return [f"{prefix}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+@dataclass(frozen=True, slots=True)
+class Shards:
+    """How a job shards its tables: a fixed count per split, or by a target size."""
+
+    num_shards: int | None = None
+    target_bytes: int = MAX_SHARD_BYTES
 
 
-def write_shards(rows: list[dict], table: str, folder: str | Path, prefix: str = "train",
-                 max_bytes: int = MAX_SHARD_BYTES) -> list[str]:  # fmt: skip
-    """Validate and write ``rows`` sorted by id; no shard is empty, none passes ``max_bytes``
-    (in Arrow memory, which Parquet only shrinks). Returns the file names."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        return []
-    data = validate(to_table(table, sorted(rows, key=lambda r: r["id"])), table)
-    n = min(len(rows), max(1, math.ceil(data.nbytes / max_bytes)))
-    names = shard_names(n, prefix)
-    bounds = [round(i * len(rows) / n) for i in range(n + 1)]
-    for name, lo, hi in zip(names, bounds, bounds[1:], strict=False):
-        pq.write_table(data.slice(lo, hi - lo), folder / name, compression="zstd")
-    return names
+def shard_name(index: int, count: int, split: str = "train") -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def replace_folder(staging: Path, final: Path) -> None:
-    """Move a finished output into place whole: the old one goes only once the new is done."""
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        os.rename(staging, final)
-        shutil.rmtree(old)
-    else:
-        os.rename(staging, final)
+def bucket(id_: str, count: int) -> int:
+    """The shard of a row id among ``count``: stable across processes (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(id_.encode(), digest_size=8).digest(), "big") % count
+
+
+def shard_count(rows: int, estimated_bytes: int, num_shards: int | None,
+                target_bytes: int = MAX_SHARD_BYTES) -> int:  # fmt: skip
+    """``num_shards`` if given, else enough shards of ``target_bytes``; never more than rows."""
+    wanted = num_shards or math.ceil(estimated_bytes / target_bytes)
+    return max(1, min(rows, wanted))
+
+
+def estimate_bytes(value) -> int:
+    """A row's rough size in Arrow (unit lists are int16), to plan shard counts."""
+    if isinstance(value, dict):
+        return sum(estimate_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return (
+            4 + 2 * len(value)
+            if value and isinstance(value[0], int)
+            else 4 + sum(estimate_bytes(v) for v in value)
+        )
+    if isinstance(value, str):
+        return 4 + len(value.encode())
+    return 8
+
+
+def sort_key(row: dict) -> tuple[str, str]:
+    """Rows sort by id; rows sharing an id (rejects) by their whole content."""
+    return row["id"], json.dumps(row, sort_keys=True, default=str)
+
+
+def encode_shard(rows: list[dict], table: str) -> bytes:
+    """One validated shard, rows sorted by ``sort_key``, as Parquet (zstd) bytes."""
+    data = validate(to_table(table, sorted(rows, key=sort_key)), table)
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()

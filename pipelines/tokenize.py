@@ -1,8 +1,10 @@
 """``speechgpt tokenize``: a corpus → deduplicated discrete-unit shards (Beam).
 
-read → decode → ExtractUnits (RunInference) → reduce → dedup (audio, then frame units) →
-``OUT/units``, ``OUT/rejects``, ``OUT/duplicates`` (Parquet shards) and ``OUT/stats.json``.
-Every record read ends as exactly one kept row, reject or duplicate. Beam options come
+read (inside the job: metadata files matched, grouped, parsed; ids made unique) → decode →
+ExtractUnits (RunInference) → reduce → dedup (audio, then frame units) → ``OUT/units``,
+``OUT/rejects``, ``OUT/duplicates`` (Parquet shards), ``OUT/stats.json`` and, last,
+``OUT/_SUCCESS.json``. Every record read ends as exactly one kept row, reject or duplicate.
+Inputs and outputs may be local paths or URIs (``gs://``, ``s3://``). Beam options come
 from the same argv (``--runner=…``); with none, the in-process ``FnApiRunner`` runs it.
 """
 
@@ -10,22 +12,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import shutil
 import time
-from collections import Counter
-from pathlib import Path
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.ml.inference.base import RunInference
 
-from pipelines import arguments, sources
-from pipelines.records import Reject
-from pipelines.shards import MAX_SHARD_BYTES, replace_folder
+from pipelines import arguments, sources, storage
+from pipelines.records import Reject, Utterance
+from pipelines.shards import Shards
+from pipelines.sources import Source
 from pipelines.steps.decode import REJECTS, DecodeFn
 from pipelines.steps.dedup import DUPLICATES, Deduplicate
 from pipelines.steps.extract import UnitModelHandler
+from pipelines.steps.read import ReadCorpus, UniqueIds
+from pipelines.steps.summary import WriteSummary, read_summary, tables_of
 from pipelines.steps.write import WriteTable
 from speechinstruct.extractors import ExtractorSpec, load_centroids
 from speechinstruct.kmeans import centroids_hash
@@ -56,19 +56,30 @@ def unit_row(result, extractor: dict) -> dict:
     }
 
 
-def build(p: beam.Pipeline, records: list, spec: ExtractorSpec, kmeans: str, extractor: dict,
-          limits, staging: str, batch_size: int, max_shard_bytes: int) -> None:  # fmt: skip
-    """The pipeline graph, writing the three tables under ``staging``."""
-    read = p | "Read" >> beam.Create(records, reshuffle=True)
-    read_rejects = read | "ReadRejects" >> beam.Filter(lambda r: isinstance(r, Reject))
+def _kept_counts(row: dict):
+    yield "kept", 1
+    yield "audio_ms", round(row["duration_s"] * 1000)
+
+
+def build(p: beam.Pipeline, source: Source, spec: ExtractorSpec, kmeans: str, extractor: dict,
+          limits, staging: str, batch_size: int, shards: Shards = Shards(),
+          model_copies: int = 1) -> None:  # fmt: skip
+    """The pipeline graph, writing the three tables and a summary under ``staging``.
+
+    Its size does not depend on the corpus: only ``source``'s root and globs are in it.
+    """
+    read = p | "Read" >> ReadCorpus(source)
+    unique = read | "UniqueIds" >> UniqueIds()
+    read_rejects = unique | "ReadRejects" >> beam.Filter(lambda r: isinstance(r, Reject))
     decoded = (
-        read
-        | "Utterances" >> beam.Filter(lambda r: not isinstance(r, Reject))
+        unique
+        | "Utterances" >> beam.Filter(lambda r: isinstance(r, Utterance))
         | "Decode" >> beam.ParDo(DecodeFn(limits)).with_outputs(REJECTS, main="ok")
     )
+    handler = UnitModelHandler(spec, kmeans, batch_size, model_copies=model_copies)
     rows = (
         decoded.ok
-        | "ExtractUnits" >> RunInference(UnitModelHandler(spec, kmeans, batch_size))
+        | "ExtractUnits" >> RunInference(handler)
         | "Reduce" >> beam.Map(unit_row, extractor)
     )
     by_audio = rows | "DedupAudio" >> Deduplicate("content_hash", "audio")
@@ -81,23 +92,23 @@ def build(p: beam.Pipeline, records: list, spec: ExtractorSpec, kmeans: str, ext
         "duplicates": (by_audio[DUPLICATES], by_units[DUPLICATES])
         | "AllDuplicates" >> beam.Flatten(),
     }
-    for table, pcoll in outputs.items():
-        _ = pcoll | f"Write{table.title()}" >> WriteTable(
-            table, f"{staging}/{table}", max_shard_bytes
+    files = [
+        pcoll | f"Write{table.title()}" >> WriteTable(
+            table, storage.join(staging, table), shards.num_shards, shards.target_bytes
         )
+        for table, pcoll in outputs.items()
+    ]  # fmt: skip
+    counts = (
+        read | "CountRead" >> beam.Map(lambda r: ("read", 1)),
+        outputs["units"] | "CountKept" >> beam.FlatMap(_kept_counts),
+        outputs["rejects"] | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['reason']}", 1)),
+        outputs["duplicates"] | "CountDups" >> beam.Map(lambda r: (f"duplicates/{r['kind']}", 1)),
+    ) | "AllCounts" >> beam.Flatten()  # fmt: skip
+    _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
 
-def count(folder: Path, table: str, column: str | None = None) -> Counter | int:
-    files = sorted((folder / table).glob("*.parquet"))
-    if column is None:
-        return sum(pq.read_metadata(f).num_rows for f in files)
-    return Counter(v for f in files for v in pq.read_table(f, columns=[column])[column].to_pylist())
-
-
-def audio_seconds(folder: Path) -> float:
-    files = sorted((folder / "units").glob("*.parquet"))
-    return float(sum(pq.read_table(f, columns=["duration_s"])["duration_s"].to_numpy().sum()
-                     for f in files))  # fmt: skip
+def _grouped(counts: dict, prefix: str) -> dict:
+    return {k.split("/", 1)[1]: n for k, n in sorted(counts.items()) if k.startswith(prefix)}
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> dict:
@@ -105,44 +116,49 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     arguments.add_corpus_args(parser)
     arguments.add_extractor_args(parser)
     parser.add_argument("--kmeans", required=True, help="centroids: .npy or a joblib .bin")
-    parser.add_argument("--output", required=True, help="output folder (replaced whole)")
+    parser.add_argument("--output", required=True, help="output folder or URI (replaced whole)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-shard-mb", type=float, default=MAX_SHARD_BYTES / 2**20)
+    arguments.add_shard_args(parser)
     args, beam_args = parser.parse_known_args(argv)
     options = arguments.pipeline_options(beam_args)
+    storage.configure(options)
 
     start = time.perf_counter()
     spec = arguments.extractor_spec(args)
-    centroids = load_centroids(args.kmeans)
+    kmeans = storage.normalize(args.kmeans)
+    centroids = load_centroids(storage.local_copy(kmeans))
     extractor = {"name": spec.name, "layer": spec.layer if spec.name == "hubert" else None,
                  "k": len(centroids), "centroids_hash": centroids_hash(centroids)}  # fmt: skip
-    records = list(sources.read(args.corpus, args.input, args.split))
-    print(f"tokenize: {len(records)} records from {args.corpus} {args.input}", flush=True)
+    source = sources.source(args.corpus, args.input, args.split)
+    source.check()
+    out = storage.normalize(args.output)
+    print(f"tokenize: {args.corpus} {source.root} -> {out}", flush=True)
 
-    out = Path(args.output).resolve()
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = storage.start(out)
     p = test_pipeline or beam.Pipeline(options=options)
-    build(p, records, spec, args.kmeans, extractor, arguments.limits(args), str(staging),
-          args.batch_size, int(args.max_shard_mb * 2**20))  # fmt: skip
+    build(p, source, spec, kmeans, extractor, arguments.limits(args), staging, args.batch_size,
+          arguments.shards(args), args.model_copies)  # fmt: skip
     p.run().wait_until_finish()
 
+    summary = read_summary(staging)
+    counts = summary["counts"]
     stats = {
         "corpus": args.corpus,
         "split": args.split,
-        "read": len(records),
-        "kept": count(staging, "units"),
-        "rejected": dict(sorted(count(staging, "rejects", "reason").items())),
-        "duplicates": dict(sorted(count(staging, "duplicates", "kind").items())),
-        "audio_seconds": round(audio_seconds(staging), 2),
+        "read": counts.get("read", 0),
+        "kept": counts.get("kept", 0),
+        "rejected": _grouped(counts, "rejected/"),
+        "duplicates": _grouped(counts, "duplicates/"),
+        "audio_seconds": round(counts.get("audio_ms", 0) / 1000, 2),
         "extractor": extractor,
         "wall_seconds": round(time.perf_counter() - start, 2),
-    }  # fmt: skip
+    }
     total = stats["kept"] + sum(stats["rejected"].values()) + sum(stats["duplicates"].values())
     if total != stats["read"]:
         raise RuntimeError(f"counts do not reconcile: read {stats['read']} != {total}: {stats}")
-    (staging / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-    replace_folder(staging, out)
-    print(f"tokenize: kept {stats['kept']}, rejected {stats['rejected']}, "
+    storage.write_json(storage.join(staging, "stats.json"), stats)
+    marker = {"job": "tokenize", "tables": tables_of(summary["files"]), "stats": stats}
+    storage.commit(staging, out, marker)
+    print(f"tokenize: read {stats['read']}, kept {stats['kept']}, rejected {stats['rejected']}, "
           f"duplicates {stats['duplicates']} -> {out}", flush=True)  # fmt: skip
     return stats

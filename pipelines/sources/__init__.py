@@ -2,43 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 
 from pipelines.records import Utterance
-from pipelines.sources import commonvoice, gigaspeech, librilight, librispeech, manifest
-from pipelines.sources.base import Record, Records, reject
+from pipelines.sources.base import Record, Records, Source, reject
+from pipelines.sources.commonvoice import CommonVoice
+from pipelines.sources.gigaspeech import GigaSpeech
+from pipelines.sources.librilight import LibriLight
+from pipelines.sources.librispeech import LibriSpeech
+from pipelines.sources.manifest import Manifest
 from schemas import reasons
 
-READERS: dict[str, Callable[..., Records]] = {
-    "librispeech": librispeech.read,
-    "librilight": librilight.read,
-    "commonvoice": commonvoice.read,
-    "gigaspeech": gigaspeech.read,
-    "manifest": manifest.read,
+READERS: dict[str, type[Source]] = {
+    "librispeech": LibriSpeech,
+    "librilight": LibriLight,
+    "commonvoice": CommonVoice,
+    "gigaspeech": GigaSpeech,
+    "manifest": Manifest,
 }
+REPEATED_ID = "id repeated: another utterance has this id"
+
+
+def source(corpus: str, root: str, split: str | None = None) -> Source:
+    """The ``Source`` of ``corpus`` under ``root``; see each reader for what ``split`` names."""
+    if corpus not in READERS:
+        raise ValueError(f"unknown corpus {corpus!r}; choose from {', '.join(READERS)}")
+    return READERS[corpus](root, split)
+
+
+def keep_one(id_: str, utterances: Iterable[Utterance]) -> Records:
+    """Of utterances sharing an id, keep the first by source (path, start, end): the same
+    one whatever order they arrive in; the others become ``bad_metadata`` rejects."""
+
+    def order(u: Utterance):
+        s = u.source
+        return s.path, s.start_s or 0.0, s.end_s or 0.0, u.text or ""
+
+    first, *others = sorted(utterances, key=order)
+    yield first
+    for other in others:
+        yield reject(first.corpus, id_, reasons.BAD_METADATA, REPEATED_ID, other.source)
 
 
 def read(corpus: str, root: str, split: str | None = None) -> Records:
-    """Records of ``corpus`` under ``root``; see each reader for what ``split`` names.
-
-    Utterance ids are unique: a later utterance with an id already read (metadata listing a
-    clip twice, two manifest rows naming one id) becomes a ``bad_metadata`` reject.
-    """
-    if corpus not in READERS:
-        raise ValueError(f"unknown corpus {corpus!r}; choose from {', '.join(READERS)}")
-    return _unique_ids(corpus, READERS[corpus](root, split))
-
-
-def _unique_ids(corpus: str, records: Records) -> Records:
-    seen: set[str] = set()
-    for record in records:
-        if isinstance(record, Utterance) and record.id in seen:
-            detail = "id repeated: an earlier utterance has this id"
-            yield reject(corpus, record.id, reasons.BAD_METADATA, detail, record.source)
-            continue
+    """Every record of a corpus, parsed in this process (tests, ``survey``); ids are unique as
+    in the pipeline (``keep_one``). Jobs read inside the pipeline (``steps.read``)."""
+    by_id: dict[str, list[Utterance]] = {}
+    for record in source(corpus, root, split).records():
         if isinstance(record, Utterance):
-            seen.add(record.id)
-        yield record
+            by_id.setdefault(record.id, []).append(record)
+        else:
+            yield record
+    for id_, utterances in by_id.items():
+        yield from keep_one(id_, utterances)
 
 
-__all__ = ["READERS", "Record", "Records", "read"]
+__all__ = ["READERS", "Record", "Records", "Source", "keep_one", "read", "source"]

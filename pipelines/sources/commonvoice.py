@@ -3,16 +3,15 @@
 Read with ``csv.QUOTE_NONE``: quotes in real sentences are unbalanced. Columns used:
 ``client_id`` (speaker), ``path`` (clip name), ``sentence``; a row with more or fewer
 cells than the header is malformed. The first releases list clip names without ``.mp3``;
-such a name is looked up with the suffix added. Many speakers read one sentence; that is
-not duplication.
+the suffix is added to such a name. Many speakers read one sentence; that is not
+duplication. The TSV is streamed inside the job.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from pipelines import storage
 from pipelines.records import AudioSource, Utterance
-from pipelines.sources.base import PathEscape, Records, inside, open_text, reject, tsv_table
+from pipelines.sources.base import PathEscape, Records, Source, inside, reject, tsv_table
 from schemas import reasons
 
 CORPUS = "commonvoice"
@@ -20,36 +19,35 @@ DEFAULT_SPLIT = "validated"
 REQUIRED = ("client_id", "path", "sentence")
 
 
-def read(root: str, split: str | None = None) -> Records:
+class CommonVoice(Source):
     """Clips listed in ``<root>/<split>.tsv`` (``validated``, ``train``, ``dev``, ``test``…)."""
-    split = split or DEFAULT_SPLIT
-    tsv = Path(root) / f"{split}.tsv"
-    if not tsv.is_file():
-        found = sorted(p.stem for p in Path(root).glob("*.tsv")) if Path(root).is_dir() else []
-        raise FileNotFoundError(f"Common Voice split file not found: {tsv}; found: {found}")
-    clips = Path(root) / "clips"
-    with open_text(tsv) as f:
-        header, rows = tsv_table(f)
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            yield reject(
-                CORPUS, f"{split}.tsv", reasons.BAD_METADATA, f"{tsv.name}: header lacks {missing}"
-            )
-            return
-        for lineno, row in rows:
-            yield _record(
-                dict(zip(header, row, strict=False)),
-                len(row) == len(header),
-                clips,
-                split,
-                f"{tsv.name}:{lineno}",
-            )
+
+    corpus = CORPUS
+
+    def __init__(self, root: str, split: str | None = None):
+        super().__init__(root, split or DEFAULT_SPLIT)
+
+    def patterns(self) -> list[str]:
+        return [storage.join(self.root, f"{self.split}.tsv")]
+
+    def parse(self, tsv: str, paths: list[str]) -> Records:
+        clips, tsv_name = storage.join(self.root, "clips"), storage.name(tsv)
+        with storage.text_stream(tsv) as f:
+            header, rows = tsv_table(f)
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                detail = f"{tsv_name}: header lacks {missing}"
+                yield reject(CORPUS, tsv_name, reasons.BAD_METADATA, detail)
+                return
+            for lineno, row in rows:
+                yield _record(dict(zip(header, row, strict=False)), len(row) == len(header),
+                              clips, self.split, f"{tsv_name}:{lineno}")  # fmt: skip
 
 
-def _record(row: dict, complete: bool, clips: Path, split: str, where: str):
+def _record(row: dict, complete: bool, clips: str, split: str, where: str):
     name = row.get("path") or ""
-    id_ = Path(name).stem if name.endswith(".mp3") else name or where
-    if name and not Path(name).suffix and not (clips / name).is_file():
+    id_ = name[:-4] if name.endswith(".mp3") else name or where
+    if name and "." not in storage.name(name):
         name += ".mp3"  # Common Voice 1 and 2 list bare clip names
     if not complete or not name or not row.get("client_id"):
         return reject(CORPUS, id_, reasons.BAD_METADATA, f"{where}: malformed row")
@@ -57,12 +55,14 @@ def _record(row: dict, complete: bool, clips: Path, split: str, where: str):
         path = inside(clips, name)
     except PathEscape as e:
         return reject(CORPUS, id_, reasons.PATH_ESCAPE, f"{where}: {e}")
-    source = AudioSource(str(path))
+    source = AudioSource(path)
     text = " ".join((row.get("sentence") or "").split())
-    if not path.is_file():
-        return reject(CORPUS, id_, reasons.MISSING_AUDIO, f"{where}: no clips/{name}", source)
     if not text:
         return reject(CORPUS, id_, reasons.EMPTY_TEXT, f"{where}: empty sentence", source)
     if "\ufffd" in text:
         return reject(CORPUS, id_, reasons.BAD_METADATA, f"{where}: sentence not UTF-8", source)
     return Utterance(id_, CORPUS, split, row["client_id"], text, source)
+
+
+def read(root: str, split: str | None = None) -> Records:
+    return CommonVoice(root, split).records()

@@ -1,7 +1,7 @@
 """GigaSpeech as downloaded: ``GigaSpeech.json`` → ``audios[]`` → ``segments[]``.
 
-The metadata file is large (GBs for XL), so it is streamed with ``ijson``. Audio lives at
-``audios[].path`` (``audio/<source>/P…/<aid>.opus``) relative to the corpus root.
+The metadata file is large (GBs for XL), so it is streamed with ``ijson`` inside the job.
+Audio lives at ``audios[].path`` (``audio/<source>/P…/<aid>.opus``) relative to the corpus root.
 Segments whose ``text_tn`` holds a garbage tag are rejected; punctuation tags are turned
 into punctuation (``restore``) or dropped (``strip``).
 """
@@ -9,12 +9,12 @@ into punctuation (``restore``) or dropped (``strip``).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import ijson
 
+from pipelines import storage
 from pipelines.records import AudioSource, Utterance
-from pipelines.sources.base import PathEscape, Records, inside, reject
+from pipelines.sources.base import PathEscape, Records, Source, inside, reject
 from schemas import reasons
 
 CORPUS = "gigaspeech"
@@ -46,26 +46,39 @@ def subset(split: str) -> str:
     return name
 
 
-def read(root: str, split: str | None = None, punctuation: str = "restore") -> Records:
+class GigaSpeech(Source):
     """Segments in subset ``split`` (``XS`` reads segments tagged ``{XS}``), or all."""
-    meta = Path(root) / "GigaSpeech.json"
-    if not meta.is_file():
-        raise FileNotFoundError(f"GigaSpeech metadata not found: {meta}")
-    split = subset(split) if split else None
-    tag = f"{{{split}}}" if split else None
-    with meta.open("rb") as f:
-        try:
-            for n, audio in enumerate(ijson.items(f, "audios.item", use_float=True)):
-                if not isinstance(audio, dict):
-                    yield reject(CORPUS, f"audios[{n}]", reasons.BAD_METADATA,
-                                 "audio entry is not an object")  # fmt: skip
-                    continue
-                yield from _read_audio(Path(root), audio, n, tag, split or "all", punctuation)
-        except ijson.JSONError as e:
-            yield reject(CORPUS, "GigaSpeech.json", reasons.BAD_METADATA, f"unreadable JSON: {e}")
+
+    corpus = CORPUS
+
+    def __init__(self, root: str, split: str | None = None, punctuation: str = "restore"):
+        super().__init__(root, subset(split) if split else None)
+        self.punctuation = punctuation
+
+    def patterns(self) -> list[str]:
+        return [storage.join(self.root, "GigaSpeech.json")]
+
+    def parse(self, meta: str, paths: list[str]) -> Records:
+        tag = f"{{{self.split}}}" if self.split else None
+        with storage.open_read(meta) as f:
+            try:
+                for n, audio in enumerate(ijson.items(f, "audios.item", use_float=True)):
+                    if not isinstance(audio, dict):
+                        yield reject(CORPUS, f"audios[{n}]", reasons.BAD_METADATA,
+                                     "audio entry is not an object")  # fmt: skip
+                        continue
+                    yield from _read_audio(self.root, audio, n, tag, self.split or "all",
+                                           self.punctuation)  # fmt: skip
+            except ijson.JSONError as e:
+                detail = f"unreadable JSON: {e}"
+                yield reject(CORPUS, "GigaSpeech.json", reasons.BAD_METADATA, detail)
 
 
-def _read_audio(root: Path, audio: dict, n: int, tag: str | None, split: str, punctuation: str):
+def read(root: str, split: str | None = None, punctuation: str = "restore") -> Records:
+    return GigaSpeech(root, split, punctuation).records()
+
+
+def _read_audio(root: str, audio: dict, n: int, tag: str | None, split: str, punctuation: str):
     aid = str(audio.get("aid") or f"audios[{n}]")
     segments = audio.get("segments")
     if not isinstance(segments, list) or not isinstance(audio.get("path"), str):
@@ -75,7 +88,7 @@ def _read_audio(root: Path, audio: dict, n: int, tag: str | None, split: str, pu
         path = inside(root, audio["path"])
         escape = None
     except PathEscape as e:
-        path, escape = root / Path(audio["path"]).name, str(e)
+        path, escape = storage.join(root, storage.name(audio["path"])), str(e)
     duration = audio.get("duration")
     for i, seg in enumerate(segments):
         if not isinstance(seg, dict):
@@ -94,7 +107,7 @@ def _segment(seg, sid, path, escape, duration, audio, split, punctuation):
     begin, end, text_tn = seg.get("begin_time"), seg.get("end_time"), seg.get("text_tn")
     if not all(isinstance(v, int | float) for v in (begin, end)) or not isinstance(text_tn, str):
         return reject(CORPUS, sid, reasons.BAD_METADATA, "segment lacks begin/end/text_tn")
-    source = AudioSource(str(path), float(begin), float(end))
+    source = AudioSource(path, float(begin), float(end))
     if escape:
         return reject(CORPUS, sid, reasons.PATH_ESCAPE, escape, source)
     garbage = [t for t in GARBAGE_TAGS if t in text_tn]
@@ -104,8 +117,6 @@ def _segment(seg, sid, path, escape, duration, audio, split, punctuation):
         return reject(CORPUS, sid, reasons.BAD_SEGMENT, f"[{begin}, {end}]", source)
     if isinstance(duration, int | float) and end > duration + 0.1:
         return reject(CORPUS, sid, reasons.BAD_SEGMENT, f"end {end}s > audio {duration}s", source)
-    if not path.is_file():
-        return reject(CORPUS, sid, reasons.MISSING_AUDIO, f"no {audio['path']}", source)
     text = clean_text(text_tn, punctuation)
     if not text.strip(",.?! "):
         return reject(CORPUS, sid, reasons.EMPTY_TEXT, f"text_tn {text_tn!r}", source)

@@ -7,18 +7,19 @@ length; a slice longer than the target stands alone. Unlike libri-light's ``cut_
 the span from the first slice's start to the last one's end, pauses kept, at most the
 target long. Ids ``<speaker folder>_<stem>_<n>``: the same book file read by two speakers
 has the same stem. The file's length comes from the FLAC header (the JSON has none).
+A file stem (its ``.json`` and ``.flac``) is parsed whole.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import soundfile as sf
 
+from pipelines import storage
 from pipelines.records import AudioSource, Utterance
-from pipelines.sources.base import Records, reject, require_dir, split_folders
+from pipelines.sources.base import Records, Source, reject, split_globs
 from schemas import reasons
 
 CORPUS = "librilight"
@@ -36,75 +37,78 @@ def pack(slices: list[tuple[float, float]], target_s: float) -> list[tuple[float
     return spans
 
 
-def has_books(folder: Path) -> bool:
-    return any(folder.glob("*/*/*.flac"))
+class LibriLight(Source):
+    """One subset folder (``small``, ``medium``, ``large``) or every subset; ``root`` may be a
+    subset folder itself."""
+
+    corpus = CORPUS
+
+    def __init__(self, root: str, split: str | None = None, target_s: float = TARGET_S):
+        super().__init__(root, split)
+        self.target_s = target_s
+
+    def patterns(self) -> list[str]:
+        return split_globs(self.root, self.split, 2, ("*.json", "*.flac"))
+
+    def key(self, path: str) -> str:
+        return path.rsplit(".", 1)[0]
+
+    def parse(self, stem: str, paths: list[str]) -> Records:
+        flac, meta_path = f"{stem}.flac", f"{stem}.json"
+        book = storage.parent(stem)
+        speaker_dir = storage.parent(book)
+        subset = storage.name(storage.parent(speaker_dir))
+        file_source = AudioSource(flac)
+        base = f"{storage.name(speaker_dir)}_{storage.name(stem)}"
+        meta_name = storage.name(meta_path)
+        if flac not in paths:
+            detail = f"{meta_name} has no .flac"
+            yield reject(CORPUS, base, reasons.MISSING_AUDIO, detail, file_source)
+            return
+        if meta_path not in paths:
+            yield reject(CORPUS, base, reasons.BAD_METADATA, f"no {meta_name}", file_source)
+            return
+        try:
+            meta = json.loads(storage.read_text(meta_path))
+            slices = [(float(s), float(e)) for s, e in meta["voice_activity"]]
+            speaker = str(meta.get("speaker") or storage.name(speaker_dir))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            detail = f"{meta_name}: bad voice_activity: {e}"
+            yield reject(CORPUS, base, reasons.BAD_METADATA, detail, file_source)
+            return
+        if not slices:
+            yield reject(
+                CORPUS, base, reasons.SILENT, "voice_activity lists no speech", file_source
+            )
+            return
+        length = flac_seconds(flac)
+        good: list[tuple[float, float]] = []
+        for i, (start, end) in enumerate(slices):
+            finite = math.isfinite(start) and math.isfinite(end)
+            late = length is not None and end > length + 0.1
+            if not finite or end <= start or start < 0 or late:
+                yield reject(
+                    CORPUS,
+                    f"{base}_vad{i}",
+                    reasons.BAD_SEGMENT,
+                    f"voice_activity[{i}] = [{start}, {end}] (file {length}s)",
+                    AudioSource(flac, start if finite else None, end if finite else None),
+                )
+            else:
+                good.append((start, end))
+        for n, (start, end) in enumerate(pack(sorted(good), self.target_s)):
+            yield Utterance(f"{base}_{n}", CORPUS, subset, speaker, None,
+                            AudioSource(flac, start, end))  # fmt: skip
 
 
-def subsets(root: str) -> list[str]:
-    return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+def flac_seconds(path: str) -> float | None:
+    """The file's duration from its header, or None when unreadable (decode rejects it)."""
+    try:
+        with storage.open_read(path) as f, sf.SoundFile(f) as audio:
+            return audio.frames / audio.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
 
 
 def read(root: str, split: str | None = None, target_s: float = TARGET_S) -> Records:
-    """Segments of one subset folder (``small``, ``medium``, ``large``), or of every subset.
-
-    ``root`` may also be a subset folder itself (``librilight/small``).
-    """
-    parent, names = split_folders(root, split, "LibriLight", has_books, subsets)
-    for name in names:
-        subset = require_dir(parent / name, "LibriLight subset folder")
-        stems = {p.with_suffix("") for p in subset.glob("*/*/*.flac")}
-        stems |= {p.with_suffix("") for p in subset.glob("*/*/*.json")}
-        for stem in sorted(stems):
-            yield from _read_file(stem, name, target_s)
-
-
-def _read_file(stem: Path, subset: str, target_s: float) -> Records:
-    flac, meta_path = stem.with_suffix(".flac"), stem.with_suffix(".json")
-    file_source = AudioSource(str(flac))
-    base = f"{stem.parent.parent.name}_{stem.name}"
-    if not flac.exists():
-        yield reject(
-            CORPUS, base, reasons.MISSING_AUDIO, f"{meta_path.name} has no .flac", file_source
-        )
-        return
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))
-        slices = [(float(s), float(e)) for s, e in meta["voice_activity"]]
-        speaker = str(meta.get("speaker") or stem.parent.parent.name)
-    except FileNotFoundError:
-        yield reject(CORPUS, base, reasons.BAD_METADATA, f"no {meta_path.name}", file_source)
-        return
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        yield reject(
-            CORPUS, base, reasons.BAD_METADATA, f"{meta_path.name}: bad voice_activity: {e}",
-            file_source,
-        )  # fmt: skip
-        return
-    if not slices:
-        yield reject(CORPUS, base, reasons.SILENT, "voice_activity lists no speech", file_source)
-        return
-    length = flac_seconds(flac)
-    good: list[tuple[float, float]] = []
-    for i, (start, end) in enumerate(slices):
-        finite = math.isfinite(start) and math.isfinite(end)
-        if not finite or end <= start or start < 0 or (length is not None and end > length + 0.1):
-            yield reject(
-                CORPUS,
-                f"{base}_vad{i}",
-                reasons.BAD_SEGMENT,
-                f"voice_activity[{i}] = [{start}, {end}] (file {length}s)",
-                AudioSource(str(flac), start if finite else None, end if finite else None),
-            )
-        else:
-            good.append((start, end))
-    for n, (start, end) in enumerate(pack(sorted(good), target_s)):
-        source = AudioSource(str(flac), start, end)
-        yield Utterance(f"{base}_{n}", CORPUS, subset, speaker, None, source)
-
-
-def flac_seconds(path: Path) -> float | None:
-    """The file's duration from its header, or None when unreadable (decode rejects it)."""
-    try:
-        return sf.info(str(path)).duration
-    except (sf.LibsndfileError, RuntimeError, OSError):
-        return None
+    return LibriLight(root, split, target_s).records()

@@ -2,6 +2,9 @@
 
 The default PyTorch handler stacks equal-shape tensors; speech has every length, so this
 handler sorts each batch by length and runs sub-batches whose padded size stays bounded.
+On a GPU worker the model is shared across the worker's processes (``model_copies`` of it,
+one per GPU), as Beam does for large models; model files on object storage are copied once
+per worker machine to local disk and loaded from there.
 (HuBERT-base, which takes no attention mask, then runs each wave in its own forward pass so
 padding cannot change its units: see ``HubertFeatures.features``.) The extractor (model +
 centroids) is loaded once per worker by ``RunInference``.
@@ -9,10 +12,12 @@ centroids) is loaded once per worker by ``RunInference``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipelines import storage
 from pipelines.steps.decode import Decoded
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 
@@ -29,16 +34,31 @@ def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
     return groups
 
 
+def gpu(device: str) -> bool:
+    return device.startswith("cuda")
+
+
 class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
+    """Decoded waves → frame units with the extractor (features + nearest centroid)."""
+
     def __init__(self, spec: ExtractorSpec, kmeans: str, batch_size: int = 16,
-                 max_batch_seconds: float = 160.0):  # fmt: skip
+                 max_batch_seconds: float = 160.0, model_copies: int = 1):  # fmt: skip
         super().__init__()
         self.spec, self.kmeans = spec, kmeans
         self.batch_size = batch_size
         self.max_samples = int(max_batch_seconds * 16_000)
+        self.copies = model_copies
 
     def load_model(self) -> UnitExtractor:
-        return UnitExtractor(self.spec, self.kmeans)
+        checkpoint = self.spec.checkpoint and storage.local_copy(self.spec.checkpoint)
+        spec = dataclasses.replace(self.spec, checkpoint=checkpoint)
+        return UnitExtractor(spec, storage.local_copy(self.kmeans))
+
+    def share_model_across_processes(self) -> bool:
+        return gpu(self.spec.device) or self.copies > 1
+
+    def model_copies(self) -> int:
+        return self.copies
 
     def run_inference(
         self, batch: Sequence[Decoded], model: UnitExtractor, inference_args: dict | None = None

@@ -12,9 +12,10 @@ import apache_beam as beam
 import soxr
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
+from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.steps.decode import Decoded, audio_hash
-from pipelines.steps.extract import UnitModelHandler
+from pipelines.steps.extract import UnitModelHandler, gpu
 from speechinstruct.extractors import ExtractorSpec
 from speechinstruct.t2u.model import T2U
 from speechinstruct.tts import FLITE_VOICES, speak
@@ -24,12 +25,19 @@ from speechinstruct.units import reduce
 class T2UModelHandler(ModelHandler[tuple[str, str], PredictionResult, T2U]):
     """Batched T2U generation; the model loads once per worker."""
 
-    def __init__(self, path: str, device: str = "cpu", batch_size: int = 32):
+    def __init__(self, path: str, device: str = "cpu", batch_size: int = 32, model_copies: int = 1):
         super().__init__()
         self.path, self.device, self.batch_size = path, device, batch_size
+        self.copies = model_copies
 
     def load_model(self) -> T2U:
-        return T2U.load(self.path, self.device)
+        return T2U.load(storage.local_copy(self.path), self.device)
+
+    def share_model_across_processes(self) -> bool:
+        return gpu(self.device) or self.copies > 1
+
+    def model_copies(self) -> int:
+        return self.copies
 
     def run_inference(
         self, batch: Sequence[tuple[str, str]], model: T2U, inference_args: dict | None = None
