@@ -3,7 +3,10 @@
 Tables: ``cross_modal`` (template 1), ``pretrain`` (stage-1 unit sequences),
 ``chain_of_modality`` (four formats per quadruplet; speech from the T2U model or a TTS
 voice + the unit extractor), ``eval`` (6 roles × 10 spoken pairs, §3.3) and ``rejects``.
-Each under ``BUILD/<table>/<split>-NNNNN-of-NNNNN.parquet``, with ``BUILD/build.json``.
+Each under ``BUILD/<table>/<split>-NNNNN-of-NNNNN.parquet``, with ``BUILD/build.json`` and,
+last, ``BUILD/_SUCCESS.json``. The chats file (a JSON array or JSONL) is read inside the job;
+every input and output may be a URI. The ``--units`` folders must be finished ``tokenize``
+outputs: their markers give the extractor and the counts, no unit row is read back here.
 """
 
 from __future__ import annotations
@@ -11,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import time
-from pathlib import Path
 
 import apache_beam as beam
-import pyarrow.parquet as pq
+import ijson
 
-from pipelines import arguments
-from pipelines.shards import replace_folder
+from pipelines import arguments, storage
 from pipelines.steps.speech import TextToUnits
+from pipelines.steps.summary import WriteSummary, read_summary, tables_of
 from pipelines.steps.write import SPLIT, WriteTable
 from schemas import reasons
 from speechinstruct import instructions, texts
@@ -33,6 +34,40 @@ REJECTS = "rejects"
 def _reject(id_: str, reason: str, detail: str) -> dict:
     return {"id": id_, "corpus": "moss", "source": None, "stage": "build", "reason": reason,
             "detail": detail}  # fmt: skip
+
+
+class ReadChatsFn(beam.DoFn):
+    """A chats file (a JSON array, streamed with ijson, or JSONL) → ``(index, record)``;
+    a line or tail that does not parse is ``(index, None)``, for ``ParseChatFn`` to reject."""
+
+    def __init__(self, max_chats: int | None):
+        self.max_chats = max_chats
+
+    def process(self, path: str):
+        with storage.open_read(path) as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+            f.seek(0)
+            records = _array(f) if head.startswith(b"[") else _lines(f)
+            for index, record in enumerate(records):
+                if self.max_chats is not None and index >= self.max_chats:
+                    return
+                yield index, record
+
+
+def _array(f):
+    try:
+        yield from ijson.items(f, "item", use_float=True)
+    except ijson.JSONError:
+        yield None  # the rest of the array is unreadable: one reject says so
+
+
+def _lines(f):
+    for line in f:
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield None
 
 
 class ParseChatFn(beam.DoFn):
@@ -98,10 +133,11 @@ def _by_owner(item):
     return owner, (role, units)
 
 
-def build(p, args, chats: list, staging: str) -> None:
+def build(p, args, staging: str) -> None:
+    """The pipeline graph, writing the tables and a summary under ``staging``."""
     spec = arguments.extractor_spec(args)
     units = [
-        p | f"ReadUnits{i}" >> beam.io.ReadFromParquet(f"{out}/units/*.parquet")
+        p | f"ReadUnits{i}" >> beam.io.ReadFromParquet(storage.join(out, "units", "*.parquet"))
         for i, out in enumerate(args.units)
     ] | "AllUnits" >> beam.Flatten()
     share = args.validation_share
@@ -119,7 +155,9 @@ def build(p, args, chats: list, staging: str) -> None:
     )  # fmt: skip
     parsed = (
         p
-        | "Chats" >> beam.Create(list(enumerate(chats)))
+        | "ChatsFile" >> beam.Create([args.chats])
+        | "ReadChats" >> beam.ParDo(ReadChatsFn(args.max_chats))
+        | "SpreadChats" >> beam.Reshuffle()
         | "ParseChats"
         >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(REJECTS, main="ok")
     )  # fmt: skip
@@ -152,26 +190,32 @@ def build(p, args, chats: list, staging: str) -> None:
     rejects = (parsed[REJECTS], com[REJECTS]) | "AllRejects" >> beam.Flatten()
     tables = {"cross_modal": cross, "pretrain": pretrain, "chain_of_modality": com.ok,
               "eval": evaluation, "rejects": rejects}  # fmt: skip
-    for name, pcoll in tables.items():
-        _ = pcoll | f"Write_{name}" >> WriteTable(name, f"{staging}/{name}")
+    files = [
+        pcoll | f"Write_{name}" >> WriteTable(name, storage.join(staging, name), args.num_shards)
+        for name, pcoll in tables.items()
+    ]
+    counts = (
+        parsed.ok | "CountParsed" >> beam.Map(lambda c: ("chats_read", 1)),
+        parsed[REJECTS] | "CountParseRejects" >> beam.Map(lambda c: ("chats_read", 1)),
+    ) | "AllCounts" >> beam.Flatten()  # fmt: skip
+    _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
 
-def _extractor_of(unit_dirs: list[str]) -> dict:
-    """The extractor every input shard was made with; refuses a mix."""
-    seen = {}
-    for out in unit_dirs:
-        for f in sorted(Path(out, "units").glob("*.parquet")):
-            for e in pq.read_table(f, columns=["extractor"])["extractor"].to_pylist():
-                seen[json.dumps(e, sort_keys=True)] = e
-    if len(seen) != 1:
-        raise ValueError(f"the --units folders were made with {len(seen)} extractors: {list(seen)}")
-    return next(iter(seen.values()))
+def _inputs(unit_dirs: list[str]) -> list[dict]:
+    """The markers of the ``--units`` folders; refuses unfinished ones and a mix of
+    extractors."""
+    markers = [storage.require_complete(d, "tokenize output") for d in unit_dirs]
+    extractors = {json.dumps(m["stats"]["extractor"], sort_keys=True) for m in markers}
+    if len(extractors) != 1:
+        raise ValueError(f"the --units folders were made with {len(extractors)} extractors: "
+                         f"{sorted(extractors)}")  # fmt: skip
+    return markers
 
 
 def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="speechgpt build", description=__doc__)
     parser.add_argument("--units", nargs="+", required=True, help="tokenize output folders")
-    parser.add_argument("--chats", required=True, help="moss-002-sft-style JSON array")
+    parser.add_argument("--chats", required=True, help="moss-002-sft-style JSON array or JSONL")
     parser.add_argument("--t2u", help="a train-t2u output folder (speech backend t2u)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--speech-backend", choices=("t2u", "tts"), default="t2u")
@@ -183,54 +227,53 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-response-words", type=int, default=35)
     parser.add_argument("--max-chats", type=int, help="use only the first N chats")
     parser.add_argument("--validation-share", type=float, default=0.05)
+    parser.add_argument("--num-shards", type=int, help="shards per split (default: by size)")
     args, beam_args = parser.parse_known_args(argv)
     options = arguments.pipeline_options(beam_args)
+    storage.configure(options)
+    args.units = [storage.normalize(u) for u in args.units]
+    args.chats, args.kmeans = storage.normalize(args.chats), storage.normalize(args.kmeans)
+    args.t2u = args.t2u and storage.normalize(args.t2u)
 
     start = time.perf_counter()
-    extractor = _extractor_of(args.units)
+    markers = _inputs(args.units)
+    extractor = markers[0]["stats"]["extractor"]
     from speechinstruct.extractors import load_centroids
     from speechinstruct.kmeans import centroids_hash
 
-    if centroids_hash(load_centroids(args.kmeans)) != extractor["centroids_hash"]:
+    centroids = load_centroids(storage.local_copy(args.kmeans))
+    if centroids_hash(centroids) != extractor["centroids_hash"]:
         parser.error(f"--kmeans {args.kmeans} is not the centroids the units were made with")
-    chats = json.loads(Path(args.chats).read_text(encoding="utf-8"))
-    if not isinstance(chats, list):
-        parser.error(f"--chats {args.chats} is not a JSON array")
-    chats = chats[: args.max_chats] if args.max_chats else chats
+    if not storage.exists(args.chats):
+        parser.error(f"--chats {args.chats} does not exist")
 
-    out = Path(args.output).resolve()
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    out = storage.normalize(args.output)
+    staging = storage.start(out)
     with beam.Pipeline(options=options) as p:
-        build(p, args, chats, str(staging))
+        build(p, args, staging)
 
-    counts = {
-        table: {f.name.split("-")[0]: 0 for f in sorted((staging / table).glob("*.parquet"))}
-        for table in TABLES
-    }
-    for table in TABLES:
-        for f in sorted((staging / table).glob("*.parquet")):
-            counts[table][f.name.split("-")[0]] += pq.read_metadata(f).num_rows
-    files = [f for out_dir in args.units for f in Path(out_dir, "units").glob("*.parquet")]
-    corpora = sorted(
-        {c for f in files for c in pq.read_table(f, columns=["corpus"])["corpus"].to_pylist()}
-    )
-    tokenized = [{k: v for k, v in json.loads(Path(d, "stats.json").read_text()).items()
+    summary = read_summary(staging)
+    tables = tables_of(summary["files"])
+    counts = {table: dict(tables.get(table, {}).get("rows", {})) for table in TABLES}
+    chats_read = summary["counts"].get("chats_read", 0)
+    tokenized = [{k: v for k, v in m["stats"].items()
                   if k in ("corpus", "split", "read", "kept", "rejected", "duplicates")}
-                 for d in args.units]  # fmt: skip
+                 for m in markers]  # fmt: skip
     info = {
-        "counts": counts, "corpora": corpora, "tokenize": tokenized, "extractor": extractor,
+        "counts": counts,
+        "corpora": sorted({m["stats"]["corpus"] for m in markers if m["stats"]["kept"]}),
+        "tokenize": tokenized, "extractor": extractor,
         "checkpoint": args.checkpoint, "kmeans": args.kmeans, "units": args.units,
-        "chats": args.chats, "chats_read": len(chats), "speech_backend": args.speech_backend,
+        "chats": args.chats, "chats_read": chats_read, "speech_backend": args.speech_backend,
         "t2u": args.t2u, "seed": args.seed, "asr_probability": args.asr_probability,
         "max_response_words": args.max_response_words,
         "wall_seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     com_chats = sum(counts["chain_of_modality"].values()) // 4
-    if com_chats + sum(counts["rejects"].values()) != len(chats):
-        raise RuntimeError(f"chats do not reconcile: {len(chats)} read, {com_chats} built, "
+    if com_chats + sum(counts["rejects"].values()) != chats_read:
+        raise RuntimeError(f"chats do not reconcile: {chats_read} read, {com_chats} built, "
                            f"{counts['rejects']} rejected")  # fmt: skip
-    (staging / "build.json").write_text(json.dumps(info, indent=1) + "\n")
-    replace_folder(staging, out)
+    storage.write_json(storage.join(staging, "build.json"), info)
+    storage.commit(staging, out, {"job": "build", "tables": tables, "stats": info})
     print(f"build: {json.dumps(counts)} -> {out}", flush=True)
     return info

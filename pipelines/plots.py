@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines import storage
 from schemas import UNIT_TYPE, schema
 
 # Every chain-of-modality format of a chat carries the same speech: count one per chat.
@@ -27,12 +28,24 @@ def unit_columns(config: str) -> list[str]:
     return [f.name for f in schema(config) if f.type == UNIT_TYPE]
 
 
-def unit_lengths(folder: Path, config: str) -> dict[str, np.ndarray]:
-    """Per unit column of ``config``: the sequence lengths over all splits in ``folder``."""
+def shard_files(folder: str | Path, max_files: int | None = None) -> list[str]:
+    """The Parquet shards of a table folder (path or URI), at most ``max_files`` of them:
+    rows are spread over shards by a hash of their id, so any shards are a fair sample."""
+    return storage.match(storage.join(str(folder), "*.parquet"))[:max_files]
+
+
+def _read(file: str, columns: list[str] | None = None):
+    with storage.open_read(file) as f:
+        return pq.read_table(f, columns=columns)
+
+
+def unit_lengths(folder: str | Path, config: str, max_files: int | None = None
+                 ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per unit column of ``config``: the sequence lengths over the shards in ``folder``."""
     columns = unit_columns(config)
     lengths: dict[str, list[np.ndarray]] = {c: [] for c in columns}
-    for f in sorted(folder.glob("*.parquet")):
-        table = pq.read_table(f)
+    for f in shard_files(folder, max_files):
+        table = _read(f)
         if config in ONE_FORMAT:
             column, value = ONE_FORMAT[config]
             table = table.filter(pc.equal(table[column], value))
@@ -41,11 +54,12 @@ def unit_lengths(folder: Path, config: str) -> dict[str, np.ndarray]:
     return {c: np.concatenate(parts) if parts else np.zeros(0, int) for c, parts in lengths.items()}
 
 
-def unit_frequency(folder: Path, k: int, column: str = "units") -> np.ndarray:
-    """How often each unit id ``0..k-1`` occurs in ``column`` over all splits in ``folder``."""
+def unit_frequency(folder: str | Path, k: int, column: str = "units",
+                   max_files: int | None = None) -> np.ndarray:  # fmt: skip
+    """How often each unit id ``0..k-1`` occurs in ``column`` over the shards in ``folder``."""
     counts = np.zeros(k, dtype=np.int64)
-    for f in sorted(folder.glob("*.parquet")):
-        flat = pc.list_flatten(pq.read_table(f, columns=[column])[column])
+    for f in shard_files(folder, max_files):
+        flat = pc.list_flatten(_read(f, [column])[column])
         counts += np.bincount(flat.to_numpy(zero_copy_only=False).astype(np.int64), minlength=k)
     return counts
 

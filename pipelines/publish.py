@@ -2,8 +2,11 @@
 
 ``DS/README.md`` (the dataset card: YAML ``configs`` with ``data_files`` globs, features,
 row counts, pictures, how it was built), ``DS/plots/*.png`` (the card's pictures) and
-``DS/data/<config>/<split>-NNNNN-of-NNNNN.parquet``. The folder appears whole;
-``--push-to-hub REPO`` uploads it with ``huggingface_hub``.
+``DS/data/<config>/<split>-NNNNN-of-NNNNN.parquet``. The folder appears whole (its
+``_SUCCESS.json`` is written last); ``--push-to-hub REPO`` uploads it with
+``huggingface_hub``. Input and output may be URIs; the input must be a finished ``build``
+output. Row counts come from its marker and the shards' footers; the card's pictures from at
+most ``--plot-shards`` shards per table.
 """
 
 from __future__ import annotations
@@ -11,27 +14,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines import plots
-from pipelines.shards import replace_folder
+from pipelines import arguments, plots, storage
 from schemas import SCHEMA_VERSION, features
 
 CONFIGS = ("cross_modal", "chain_of_modality", "pretrain", "eval")
 SPLIT_ORDER = ("train", "validation", "test")
 PLOTS = "plots"  # the card's pictures, beside data/
+PLOT_SHARDS = 8
 
 
-def _splits(folder: Path) -> dict[str, dict[str, int]]:
-    """Per split: rows and uncompressed bytes, from the Parquet footers."""
+def _splits(build: str, files: list[str]) -> dict[str, dict[str, int]]:
+    """Per split: rows and uncompressed bytes, from the Parquet footers of ``files``."""
     counts: dict[str, dict[str, int]] = {}
-    for f in sorted(folder.glob("*.parquet")):
-        meta = pq.read_metadata(f)
-        split = counts.setdefault(f.name.split("-")[0], {"num_examples": 0, "num_bytes": 0})
+    for f in files:
+        with storage.open_read(storage.join(build, f)) as opened:
+            meta = pq.read_metadata(opened)
+        split = counts.setdefault(storage.name(f).split("-")[0],
+                                  {"num_examples": 0, "num_bytes": 0})  # fmt: skip
         split["num_examples"] += meta.num_rows
         split["num_bytes"] += sum(
             meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)
@@ -39,15 +44,18 @@ def _splits(folder: Path) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items(), key=lambda kv: SPLIT_ORDER.index(kv[0])))
 
 
-def draw_pictures(build: Path, folder: Path, configs: list[str], info: dict) -> dict[str, str]:
-    """Draw the card's pictures into ``folder``; returns ``{file name: caption}``."""
+def draw_pictures(build: str, folder: Path, configs: list[str], info: dict,
+                  max_files: int | None = PLOT_SHARDS) -> dict[str, str]:  # fmt: skip
+    """Draw the card's pictures into the local ``folder`` from at most ``max_files`` shards
+    of each table; returns ``{file name: caption}``."""
     drawn = {}
-    lengths = {c: plots.unit_lengths(build / c, c) for c in configs}
+    build = str(build)
+    lengths = {c: plots.unit_lengths(storage.join(build, c), c, max_files) for c in configs}
     plots.plot_unit_lengths(lengths, folder / "unit_lengths.png")
     drawn["unit_lengths.png"] = "unit-sequence lengths per config"
     k = info.get("extractor", {}).get("k")
     if "pretrain" in configs and k:
-        counts = plots.unit_frequency(build / "pretrain", k)
+        counts = plots.unit_frequency(storage.join(build, "pretrain"), k, max_files=max_files)
         plots.plot_unit_frequency(counts, folder / "unit_frequency.png", "Units in pretrain")
         drawn["unit_frequency.png"] = "unit frequency over pretrain"
     if info.get("tokenize"):
@@ -120,30 +128,41 @@ reads; `response` is what it learns to write. Unit columns are `int16`.
 """
 
 
-def publish(build: Path, output: Path) -> dict:
-    info = json.loads((build / "build.json").read_text())
-    staging = output.with_name(output.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    counts = {}
+def publish(build: str, output: str, plot_shards: int | None = PLOT_SHARDS) -> dict:
+    """Write the dataset folder ``output`` from the finished build output ``build``."""
+    marker = storage.require_complete(build, "build output")
+    info = storage.read_json(storage.join(build, "build.json"))
+    staging = storage.start(output)
+    counts, tables = {}, {}
     for config in CONFIGS:
-        counts[config] = _splits(build / config)
-        if counts[config]:
-            shutil.copytree(build / config, staging / "data" / config)
+        files = marker["tables"].get(config, {}).get("files", [])
+        counts[config] = _splits(build, files)
+        for f in files:
+            storage.copy_file(storage.join(build, f), storage.join(staging, "data", f))
+        if files:
+            tables[config] = {
+                "files": [f"data/{f}" for f in files],
+                "rows": {s: n["num_examples"] for s, n in counts[config].items()},
+            }
     if not any(counts.values()):
         raise ValueError(f"{build} holds no rows for any of {CONFIGS}")
-    drawn = draw_pictures(build, staging / PLOTS, [c for c in CONFIGS if counts[c]], info)
-    (staging / "README.md").write_text(card(counts, info, drawn))
-    (staging / "build.json").write_text(json.dumps(info, indent=1) + "\n")
-    replace_folder(staging, output)
+    with tempfile.TemporaryDirectory() as local:
+        configs = [c for c in CONFIGS if counts[c]]
+        drawn = draw_pictures(build, Path(local), configs, info, plot_shards)
+        for picture in drawn:
+            storage.copy_file(str(Path(local, picture)), storage.join(staging, PLOTS, picture))
+    storage.write_text(storage.join(staging, "README.md"), card(counts, info, drawn))
+    storage.write_json(storage.join(staging, "build.json"), info)
+    storage.commit(staging, output, {"job": "publish", "tables": tables, "counts": counts})
     return counts
 
 
-def push(folder: Path, repo: str) -> None:
+def push(folder: str, repo: str) -> None:
     from huggingface_hub import HfApi
 
     api = HfApi(token=os.environ.get("HF_TOKEN"))
     api.create_repo(repo, repo_type="dataset", exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset")
+    api.upload_folder(folder_path=storage.local_copy(folder), repo_id=repo, repo_type="dataset")
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -151,10 +170,14 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--input", required=True, help="a `speechgpt build` output folder")
     parser.add_argument("--output", required=True, help="the dataset folder to write")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload (token: HF_TOKEN)")
-    args = parser.parse_args(argv)
-    counts = publish(Path(args.input), Path(args.output).resolve())
+    parser.add_argument("--plot-shards", type=int, default=PLOT_SHARDS,
+                        help="shards per table read for the card's pictures")  # fmt: skip
+    args, beam_args = parser.parse_known_args(argv)
+    storage.configure(arguments.pipeline_options(beam_args))
+    output = storage.normalize(args.output)
+    counts = publish(storage.normalize(args.input), output, args.plot_shards)
     print(f"publish: {json.dumps(counts)} -> {args.output}")
     if args.push_to_hub:
-        push(Path(args.output), args.push_to_hub)
+        push(output, args.push_to_hub)
         print(f"publish: uploaded to the Hub dataset {args.push_to_hub}")
     return counts

@@ -142,6 +142,11 @@ def delete_tree(folder: str) -> None:
         FileSystems.delete(paths)
 
 
+def copy_file(source: str, target: str) -> None:
+    with open_read(source) as src, open_write(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 22)
+
+
 def copy_tree(source: str, target: str) -> None:
     """Copy every file below ``source`` to the same relative path below ``target``."""
     if not is_remote(source) and not is_remote(target):
@@ -149,8 +154,7 @@ def copy_tree(source: str, target: str) -> None:
         return
     for path in files_under(source):
         relative = path[len(source.rstrip("/")) + 1 :]
-        with open_read(path) as src, open_write(join(target, *relative.split("/"))) as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
+        copy_file(path, join(target, *relative.split("/")))
 
 
 def local_copy(path: str) -> str:
@@ -166,8 +170,7 @@ def local_copy(path: str) -> str:
     partial = tempfile.mkdtemp(dir=os.makedirs(root, exist_ok=True) or root)
     target = os.path.join(partial, name(path))
     if match(path.rstrip("/"), limit=1) == [path.rstrip("/")]:
-        with open_read(path) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 22)
+        copy_file(path, target)
     else:
         copy_tree(path.rstrip("/"), target)
     os.makedirs(os.path.dirname(local), exist_ok=True)
