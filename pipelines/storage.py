@@ -23,7 +23,8 @@ from typing import BinaryIO
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-MARKER = "_SUCCESS.json"
+from schemas.outputs import MARKER, require_finished
+
 STAGING_SUFFIX = ".partial"
 CACHE_ENV = "SPEECHGPT_CACHE"  # where workers keep local copies of remote model files
 
@@ -212,9 +213,8 @@ def commit(stage: str, output: str, marker: dict) -> None:
 def require_complete(folder: str, what: str) -> dict:
     """The marker of a finished output, or an error that says the folder is not one."""
     marker = join(folder, MARKER)
-    if not exists(marker):
-        raise FileNotFoundError(
-            f"{what} {folder} has no {MARKER}: it is not a finished output (a crashed or "
-            f"running job, or not a {what} folder); rerun the job that writes it"
-        )
+    if not is_remote(folder):
+        require_finished(folder, what)
+    elif not exists(marker):
+        raise FileNotFoundError(f"{what} {folder} has no {MARKER}: not a finished output")
     return read_json(marker)

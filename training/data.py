@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from schemas.outputs import require_finished
 from speechinstruct.templates import SYSTEM, parse, segments
 from training.tokens import SpeechTokenizer
 
@@ -22,8 +23,12 @@ IGNORE = -100
 
 
 def load_split(data: str, config: str, split: str):
+    """One split of a published dataset: a local folder (which must be a finished ``publish``
+    output) or a Hub dataset name."""
     from datasets import load_dataset
 
+    if Path(data).is_dir():
+        require_finished(data, "published dataset")
     return load_dataset(data, config, split=split)
 
 

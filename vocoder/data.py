@@ -18,6 +18,9 @@ import pyarrow.parquet as pq
 
 from vocoder import HOP, SAMPLE_RATE
 
+MARKER = (
+    "_SUCCESS.json"  # the builder's (schemas.outputs); the vocoder room imports nothing of ours
+)
 COLUMNS = ["id", "speaker", "text", "units", "durations", "num_frames", "source", "extractor"]
 
 
@@ -53,6 +56,8 @@ def read_clips(unit_dirs: list[str | Path]) -> tuple[list[Clip], int]:
     """Every kept utterance under ``OUT/units/*.parquet`` of each folder, by id, and K."""
     clips, ks = [], set()
     for out in unit_dirs:
+        if not Path(out, MARKER).is_file():  # the builder's completion marker (written last)
+            raise FileNotFoundError(f"{out} has no {MARKER}: not a finished tokenize output")
         files = sorted(Path(out, "units").glob("*.parquet"))
         if not files:
             raise FileNotFoundError(f"no units/*.parquet under {out} (a `tokenize` output?)")

@@ -19,6 +19,7 @@ import jiwer
 import pyarrow.parquet as pq
 import torch
 
+from schemas.outputs import require_finished
 from speechinstruct.t2u.model import EOS, PRESETS, T2U, build_model, build_tokenizer, normalize_text
 
 
@@ -26,6 +27,7 @@ def read_pairs(unit_dirs: list[str]) -> tuple[list[tuple[str, str, list[int]]], 
     """``(id, text, units)`` of every row with text under ``OUT/units``, and K."""
     pairs, ks = [], set()
     for out in unit_dirs:
+        require_finished(out, "tokenize output")
         files = sorted(Path(out, "units").glob("*.parquet"))
         if not files:
             raise FileNotFoundError(f"no units/*.parquet under {out} (a `tokenize` output?)")
