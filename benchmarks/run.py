@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("units", "t2u", "trainer", "vocoders")
+BENCHMARKS = ("units", "t2u", "trainer", "vocoders", "scale")
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHMARKS)

@@ -97,6 +97,17 @@ class ParseChatFn(beam.DoFn):
             yield chat_id, human, answer
 
 
+def _one_per_id(id_: str, rows):
+    """Unit rows of one id from several ``--units`` inputs: the first by corpus and source
+    is used, the others become rejects (the same utterance tokenized twice)."""
+    first, *others = sorted(rows, key=lambda r: (r["corpus"], json.dumps(r["source"])))
+    yield first
+    for row in others:
+        reject = _reject(id_, reasons.BAD_METADATA, "id also in another --units input")
+        yield beam.pvalue.TaggedOutput(REJECTS, {**reject, "corpus": row["corpus"],
+                                                 "source": row["source"]})  # fmt: skip
+
+
 def _quadruplet(item, validation_share: float):
     """CoGroupByKey result → four CoM rows, or a reject when speech is missing."""
     chat_id, grouped = item
@@ -136,18 +147,24 @@ def _by_owner(item):
 def build(p, args, staging: str) -> None:
     """The pipeline graph, writing the tables and a summary under ``staging``."""
     spec = arguments.extractor_spec(args)
-    units = [
+    read_units = [
         p | f"ReadUnits{i}" >> beam.io.ReadFromParquet(storage.join(out, "units", "*.parquet"))
         for i, out in enumerate(args.units)
     ] | "AllUnits" >> beam.Flatten()
+    units = (
+        read_units
+        | "UnitById" >> beam.Map(lambda r: (r["id"], r))
+        | "GroupUnitIds" >> beam.GroupByKey()
+        | "OneUnitPerId" >> beam.FlatMapTuple(_one_per_id).with_outputs(REJECTS, main="ok")
+    )
     share = args.validation_share
     cross = (
-        units
+        units.ok
         | "WithText" >> beam.Filter(lambda r: bool(r["text"]))
         | "CrossModal" >> beam.Map(instructions.cross_modal, args.seed, args.asr_probability, share)
     )
     pretrain = (
-        units
+        units.ok
         | "PretrainCorpora"
         >> beam.Filter(lambda r, c=tuple(args.pretrain_corpora): r["corpus"] in c)
         | "Pretrain" >> beam.Map(lambda r: {"id": r["id"], "units": r["units"],
@@ -187,7 +204,7 @@ def build(p, args, staging: str) -> None:
         | "JoinEval" >> beam.CoGroupByKey()
         | "Eval" >> beam.Map(_eval_row)
     )
-    rejects = (parsed[REJECTS], com[REJECTS]) | "AllRejects" >> beam.Flatten()
+    rejects = (parsed[REJECTS], com[REJECTS], units[REJECTS]) | "AllRejects" >> beam.Flatten()
     tables = {"cross_modal": cross, "pretrain": pretrain, "chain_of_modality": com.ok,
               "eval": evaluation, "rejects": rejects}  # fmt: skip
     files = [
@@ -197,6 +214,7 @@ def build(p, args, staging: str) -> None:
     counts = (
         parsed.ok | "CountParsed" >> beam.Map(lambda c: ("chats_read", 1)),
         parsed[REJECTS] | "CountParseRejects" >> beam.Map(lambda c: ("chats_read", 1)),
+        rejects | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['corpus']}", 1)),
     ) | "AllCounts" >> beam.Flatten()  # fmt: skip
     _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
@@ -270,9 +288,10 @@ def run(argv: list[str] | None = None) -> dict:
         "wall_seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     com_chats = sum(counts["chain_of_modality"].values()) // 4
-    if com_chats + sum(counts["rejects"].values()) != chats_read:
+    chat_rejects = summary["counts"].get("rejected/moss", 0)
+    if com_chats + chat_rejects != chats_read:
         raise RuntimeError(f"chats do not reconcile: {chats_read} read, {com_chats} built, "
-                           f"{counts['rejects']} rejected")  # fmt: skip
+                           f"{chat_rejects} rejected")  # fmt: skip
     storage.write_json(storage.join(staging, "build.json"), info)
     storage.commit(staging, out, {"job": "build", "tables": tables, "stats": info})
     print(f"build: {json.dumps(counts)} -> {out}", flush=True)

@@ -71,6 +71,15 @@ def match(pattern: str, limit: int | None = None) -> list[str]:
     return sorted(m.path for m in result.metadata_list)
 
 
+def children(folder: str, limit: int = 200) -> list[str]:
+    """Names directly under ``folder`` (files and folders; on an object store, from the first
+    ``limit`` objects below it), sorted: for error messages."""
+    if not is_remote(folder):
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    prefix = folder.rstrip("/") + "/"
+    return sorted({p[len(prefix) :].split("/")[0] for p in match(prefix + "**", limit)})
+
+
 def files_under(folder: str) -> list[str]:
     """Every file below ``folder``, sorted."""
     if not is_remote(folder):

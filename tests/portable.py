@@ -1,20 +1,25 @@
 """Beam's PortableRunner against a local job service and an EXTERNAL pool of SDK worker processes.
 
 The layout of a Flink cluster running Python, on one machine and without Java: a job service
-(Beam's ``local_job_service_main``) runs the job and asks a worker pool
-(``python -m apache_beam.runners.worker.worker_pool_main``, what a Flink task manager runs beside
-it) for SDK workers, each one a ``python`` process of its own started from PATH.
+(Beam's ``local_job_service_main``) runs the job and asks a worker pool (Beam's
+``worker_pool_main``, what runs beside a Flink task manager) for SDK workers, each one a
+``python`` process of its own, started from PATH.
 
     with portable_runner(workers=2) as args:
         with beam.Pipeline(options=PipelineOptions(args)) as p:
             ...
 
-Stock ``local_job_service_main`` always runs a job on one SDK worker: its job calls
-``FnApiRunner.run_via_runner_api`` directly, which never reads ``--direct_num_workers`` (only
-``FnApiRunner.run_pipeline`` does) nor ``--sdk_worker_parallelism``. So the job service is started
-as ``python -m tests.portable --port P``: Beam's ``local_job_service_main.run`` unchanged, with
-the job's runner given ``--sdk_worker_parallelism`` workers, as a Flink task manager does. Each
-stage's input is then split into that many parts, run at the same time on that many workers.
+Both services are Beam's own ``main``s, started as ``python -m tests.portable jobs|workers`` to
+mend two things first:
+
+- jobs: stock ``local_job_service_main`` runs every job on ONE SDK worker. Its job calls
+  ``FnApiRunner.run_via_runner_api`` directly, which reads neither ``--direct_num_workers`` (only
+  ``FnApiRunner.run_pipeline`` does) nor ``--sdk_worker_parallelism``. Here the job's runner gets
+  ``--sdk_worker_parallelism`` workers, as on a Flink task manager: each stage's input is split
+  into that many parts, run at the same time, one on each worker.
+- workers: stock ``worker_pool_main`` starts each SDK worker with ``stdout=PIPE`` and never reads
+  it, so a DoFn that prints more than a pipe holds (64 KiB) blocks its worker, and the job hangs
+  for ever. Here workers print to the pool's log instead.
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-JOB_SERVICE = "apache_beam.runners.portability.local_job_service_main"
-WORKER_POOL = "apache_beam.runners.worker.worker_pool_main"
 
 
 def free_port() -> int:
@@ -106,13 +109,8 @@ def portable_runner(workers: int = 2, startup_timeout: float = 60.0) -> Iterator
         pool_port = free_port()
     # (name, port, command, stop signal): the pool stops its SDK workers only on SIGINT.
     services = [
-        ("job_service", job_port, ["-m", "tests.portable", f"--port={job_port}"], signal.SIGTERM),
-        (
-            "worker_pool",
-            pool_port,
-            ["-m", WORKER_POOL, f"--service_port={pool_port}"],
-            signal.SIGINT,
-        ),
+        ("job_service", job_port, ["jobs", f"--port={job_port}"], signal.SIGTERM),
+        ("worker_pool", pool_port, ["workers", f"--service_port={pool_port}"], signal.SIGINT),
     ]
     env = _env()
     with tempfile.TemporaryDirectory(prefix="beam-portable-") as logs:
@@ -121,7 +119,7 @@ def portable_runner(workers: int = 2, startup_timeout: float = 60.0) -> Iterator
             for name, _, argv, stop in services:
                 with open(Path(logs, f"{name}.log"), "wb") as out:
                     proc = subprocess.Popen(
-                        [sys.executable, *argv],
+                        [sys.executable, "-m", "tests.portable", *argv],
                         cwd=ROOT,
                         env=env,
                         stdin=subprocess.DEVNULL,
@@ -165,10 +163,29 @@ def serve_jobs(argv: list[str]) -> None:
     assert hasattr(local_job_service.BeamJob, "_invoke_runner"), "Beam changed: see serve_jobs"
     assert hasattr(fn_runner.FnApiRunner(), "_num_workers"), "Beam changed: see serve_jobs"
     local_job_service.BeamJob._invoke_runner = invoke_runner
+    # What local_job_service_main does when run as __main__.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logging.basicConfig(level=logging.INFO)
     local_job_service_main.run(argv)
 
 
+class _WorkerPopen(subprocess.Popen):
+    """``subprocess.Popen`` that lets a worker's stdout through instead of into an unread pipe."""
+
+    def __init__(self, args, **kwargs):
+        if kwargs.get("stdout") == subprocess.PIPE:
+            kwargs["stdout"] = None
+        super().__init__(args, **kwargs)
+
+
+def serve_workers(argv: list[str]) -> None:
+    """Beam's ``worker_pool_main``, whose SDK workers print to its own stdout."""
+    from apache_beam.runners.worker import worker_pool_main
+
+    assert worker_pool_main.subprocess is subprocess, "Beam changed: see serve_workers"
+    subprocess.Popen = _WorkerPopen  # this process only starts SDK workers
+    worker_pool_main.main(argv)  # stops (and waits for) its workers on SIGINT, not on SIGTERM
+
+
 if __name__ == "__main__":
-    serve_jobs(sys.argv[1:])
+    {"jobs": serve_jobs, "workers": serve_workers}[sys.argv[1]](sys.argv[2:])

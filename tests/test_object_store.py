@@ -20,18 +20,34 @@ from tests.object_store import (
 BUCKET = "speechgpt-test"
 
 
-@pytest.fixture
-def s3():
-    with s3_server() as server, filesystem_options(server.beam_args):
-        server.make_bucket(BUCKET)
+@pytest.fixture(scope="module")
+def s3_module():
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gcs_module():
+    with gcs_server() as server:
         yield server
 
 
 @pytest.fixture
-def gcs():
-    with gcs_server() as server, filesystem_options(server.beam_args):
-        server.make_bucket(BUCKET)
-        yield server
+def s3(s3_module):
+    """The module's S3 server, emptied, with bucket BUCKET and FileSystems set up for it."""
+    s3_module.reset()
+    s3_module.make_bucket(BUCKET)
+    with filesystem_options(s3_module.beam_args):
+        yield s3_module
+
+
+@pytest.fixture
+def gcs(gcs_module):
+    """The module's GCS server, emptied, with bucket BUCKET and FileSystems set up for it."""
+    gcs_module.reset()
+    gcs_module.make_bucket(BUCKET)
+    with filesystem_options(gcs_module.beam_args):
+        yield gcs_module
 
 
 @pytest.fixture(params=["s3", "gs"])

@@ -127,6 +127,18 @@ def test_installed_dofn_and_lambdas_run_in_the_workers(runner_args, tmp_path):
     assert counter.committed == 4
 
 
+def shout(x: int) -> int:
+    print("x" * 100_000)  # more than a pipe holds
+    return x
+
+
+def test_a_dofn_that_prints_a_lot_does_not_block_its_worker(runner_args):
+    p = beam.Pipeline(options=PipelineOptions(runner_args))
+    p | beam.Create([1, 2, 3]) | beam.Map(shout)
+    result = p.run()
+    assert result.wait_until_finish(duration=60_000) == beam.runners.runner.PipelineState.DONE
+
+
 def fail(x):
     raise ValueError(f"no good: {x}")
 

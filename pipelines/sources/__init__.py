@@ -30,31 +30,36 @@ def source(corpus: str, root: str, split: str | None = None) -> Source:
     return READERS[corpus](root, split)
 
 
+def _order(u: Utterance):
+    s = u.source
+    return s.path, s.start_s or 0.0, s.end_s or 0.0, u.text or ""
+
+
 def keep_one(id_: str, utterances: Iterable[Utterance]) -> Records:
     """Of utterances sharing an id, keep the first by source (path, start, end): the same
     one whatever order they arrive in; the others become ``bad_metadata`` rejects."""
-
-    def order(u: Utterance):
-        s = u.source
-        return s.path, s.start_s or 0.0, s.end_s or 0.0, u.text or ""
-
-    first, *others = sorted(utterances, key=order)
+    first, *others = sorted(utterances, key=_order)
     yield first
     for other in others:
         yield reject(first.corpus, id_, reasons.BAD_METADATA, REPEATED_ID, other.source)
 
 
 def read(corpus: str, root: str, split: str | None = None) -> Records:
-    """Every record of a corpus, parsed in this process (tests, ``survey``); ids are unique as
-    in the pipeline (``keep_one``). Jobs read inside the pipeline (``steps.read``)."""
-    by_id: dict[str, list[Utterance]] = {}
-    for record in source(corpus, root, split).records():
+    """Every record of a corpus in reading order, parsed in this process (tests, ``survey``);
+    ids are made unique as in the pipeline (``keep_one``). Jobs read inside the pipeline
+    (``steps.read``)."""
+    records = list(source(corpus, root, split).records())
+    kept: dict[str, Utterance] = {}
+    for record in records:
         if isinstance(record, Utterance):
-            by_id.setdefault(record.id, []).append(record)
+            best = kept.get(record.id)
+            kept[record.id] = record if best is None else min(best, record, key=_order)
+    for record in records:
+        if isinstance(record, Utterance) and record is not kept[record.id]:
+            yield reject(record.corpus, record.id, reasons.BAD_METADATA, REPEATED_ID,
+                         record.source)  # fmt: skip
         else:
             yield record
-    for id_, utterances in by_id.items():
-        yield from keep_one(id_, utterances)
 
 
 __all__ = ["READERS", "Record", "Records", "Source", "keep_one", "read", "source"]

@@ -53,16 +53,17 @@ class Source:
         """Fail early, in the driver, when no metadata file matches (a wrong root or split);
         looks at one match per pattern, never lists the corpus."""
         if not any(storage.match(p, limit=1) for p in self.patterns()):
-            found = [storage.name(p) for p in storage.match(storage.join(self.root, "*"), 20)]
-            hint = f"; found under it: {', '.join(found)}" if found else " (empty or missing)"
+            found = storage.children(self.root)[:20]
+            hint = f"; found: {', '.join(found)}" if found else " (empty or missing)"
             split = f" split {self.split!r}" if self.split else ""
             raise FileNotFoundError(
-                f"no {self.corpus}{split} metadata under {self.root}: looked for "
+                f"no {self.corpus}{split} files under {self.root}: looked for "
                 f"{', '.join(self.patterns())}{hint}"
             )
 
     def records(self) -> Records:
         """Every record, parsed in this process in key order (tests, ``survey``)."""
+        self.check()
         groups: dict[str, list[str]] = defaultdict(list)
         for pattern in self.patterns():
             for path in storage.match(pattern):

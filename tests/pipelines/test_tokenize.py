@@ -3,9 +3,6 @@ import json
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import time
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -126,33 +123,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def test_portable_runner_against_local_job_service(sample, km, tmp_path):
-    """The path Flink takes: a job service plus LOOPBACK workers in this process."""
-    port = _free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        portable = _tokenize(sample["root"], "gigaspeech", km, tmp_path / "p",
-                             "--runner=PortableRunner", f"--job_endpoint=localhost:{port}",
-                             "--environment_type=LOOPBACK")  # fmt: skip
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
-    direct = _tokenize(sample["root"], "gigaspeech", km, tmp_path / "d")
-    assert portable["kept"] == direct["kept"] > 0
-    assert _digest(tmp_path / "p") == _digest(tmp_path / "d")
 
 
 def test_dedup_by_frame_units_keeps_lowest_id():

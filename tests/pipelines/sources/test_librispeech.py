@@ -75,5 +75,5 @@ def test_real_format_damage(damaged):
 
 def test_folder_without_splits_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no LibriSpeech split folders"):
+    with pytest.raises(FileNotFoundError, match="no librispeech files under"):
         list(librispeech.read(str(tmp_path / "empty")))
