@@ -424,7 +424,11 @@ def wrap(text: str, width: int = 92) -> str:
             blocks.append(
                 "\n".join(
                     textwrap.fill(
-                        " ".join(i.split()), width, initial_indent="- ", subsequent_indent="  "
+                        " ".join(i.split()),
+                        width,
+                        initial_indent="- ",
+                        subsequent_indent="  ",
+                        break_on_hyphens=False,
                     )
                     for i in items
                 )

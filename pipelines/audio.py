@@ -17,9 +17,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipelines import storage
 from pipelines.records import Reject, Utterance
 from schemas import reasons
+from speechinstruct import storage
 
 TARGET_SR = 16_000
 # Segment ends may overshoot the decoded length by encoder padding; beyond this, reject.

@@ -19,12 +19,12 @@ import time
 import apache_beam as beam
 import ijson
 
-from pipelines import arguments, storage
+from pipelines import arguments
 from pipelines.steps.speech import TextToUnits
 from pipelines.steps.summary import WriteSummary, read_summary, tables_of
 from pipelines.steps.write import SPLIT, WriteTable
 from schemas import reasons
-from speechinstruct import instructions, texts
+from speechinstruct import instructions, storage, texts
 from speechinstruct.moss import is_english, parse_plain_text
 
 TABLES = ("cross_modal", "pretrain", "chain_of_modality", "eval", "rejects")

@@ -18,11 +18,11 @@ import time
 import apache_beam as beam
 import numpy as np
 
-from pipelines import arguments, sources, storage
+from pipelines import arguments, sources
 from pipelines.audio import decode
 from pipelines.records import AudioSource, Reject, Utterance
 from pipelines.steps.read import ReadCorpus, UniqueIds
-from speechinstruct import kmeans
+from speechinstruct import kmeans, storage
 from speechinstruct.extractors import build_features
 
 

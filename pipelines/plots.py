@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines import storage
 from schemas import UNIT_TYPE, schema
+from speechinstruct import storage
 
 # Every chain-of-modality format of a chat carries the same speech: count one per chat.
 ONE_FORMAT = {"chain_of_modality": ("format", "s2s")}

@@ -20,8 +20,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines import arguments, plots, storage
+from pipelines import arguments, plots
 from schemas import SCHEMA_VERSION, features
+from speechinstruct import storage
 
 CONFIGS = ("cross_modal", "chain_of_modality", "pretrain", "eval")
 SPLIT_ORDER = ("train", "validation", "test")

@@ -17,7 +17,7 @@ import time
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
-from pipelines import arguments, sources, storage
+from pipelines import arguments, sources
 from pipelines.records import Reject, Utterance
 from pipelines.shards import Shards
 from pipelines.sources import Source
@@ -27,6 +27,7 @@ from pipelines.steps.extract import UnitModelHandler
 from pipelines.steps.read import ReadCorpus, UniqueIds
 from pipelines.steps.summary import WriteSummary, read_summary, tables_of
 from pipelines.steps.write import WriteTable
+from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec, load_centroids
 from speechinstruct.kmeans import centroids_hash
 from speechinstruct.units import reduce

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechinstruct import storage
 from speechinstruct.t2u.model import normalize_text
 from training.talk import SAMPLE_RATE, load_wave
 from vocoder import load_vocoder
@@ -91,6 +92,39 @@ def wer(refs: list[str], hyps: list[str]) -> float:
                            [normalize_text(h) or "-" for h in hyps]))  # fmt: skip
 
 
+def evaluate(samples: list[Sample], vocoder, talker, out: Path) -> dict:
+    """WER of each kind of speech over ``samples``; mel PNGs under ``out/mels``."""
+    from training.report import mel_comparison
+
+    asr = Transcriber()
+    start = time.perf_counter()
+    hyps: dict[str, list[str]] = {}
+    examples = []
+    for i, s in enumerate(samples, 1):
+        got = {"original": asr(s.wave)}
+        if vocoder is not None and s.units is not None:
+            resynth = vocoder.synthesize(s.units, s.durations)
+            got["resynthesized"] = asr(resynth)
+            got["resynthesized_predicted_durations"] = asr(vocoder.synthesize(s.units))
+            mel_comparison(s.wave, resynth, SAMPLE_RATE, out / "mels" / f"{s.id}.png", s.text)
+        if talker is not None:
+            _, spoken = talker.speak(s.text)
+            got["model"] = asr(spoken) if spoken is not None else ""
+        for key, hyp in got.items():
+            hyps.setdefault(key, []).append(hyp)
+        examples.append({"id": s.id, "reference": s.text, **got})
+        print(f"[eval-speech] {i}/{len(samples)} {s.id}: " + "  |  ".join(
+            f"{k}: {v}" for k, v in got.items()), flush=True)  # fmt: skip
+    refs = [s.text for s in samples]
+    report = {
+        "samples": len(samples),
+        "wer": {key: wer(refs, h) for key, h in hyps.items()},
+        "seconds": round(time.perf_counter() - start, 1),
+        "examples": examples,
+    }  # fmt: skip
+    return report
+
+
 def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         prog="speechgpt eval-speech",
@@ -123,45 +157,19 @@ def run(argv: list[str] | None = None) -> dict:
                else from_folder(args.audio_dir, extractor))[: args.max_samples]  # fmt: skip
     if not samples:
         parser.exit(2, "speechgpt eval-speech: no samples with text found\n")
-    out = Path(args.output)
-    (out / "mels").mkdir(parents=True, exist_ok=True)
-    vocoder = load_vocoder(args.vocoder) if args.vocoder else None
+    vocoder = load_vocoder(storage.local_copy(args.vocoder)) if args.vocoder else None
     talker = None
     if args.model:
         from training.talk import Talker
 
         talker = Talker.load(args.model, args.lora, extractor, vocoder)
 
-    from training.report import mel_comparison
-
-    asr = Transcriber()
-    start = time.perf_counter()
-    hyps: dict[str, list[str]] = {}
-    examples = []
-    for i, s in enumerate(samples, 1):
-        got = {"original": asr(s.wave)}
-        if vocoder is not None and s.units is not None:
-            resynth = vocoder.synthesize(s.units, s.durations)
-            got["resynthesized"] = asr(resynth)
-            got["resynthesized_predicted_durations"] = asr(vocoder.synthesize(s.units))
-            mel_comparison(s.wave, resynth, SAMPLE_RATE, out / "mels" / f"{s.id}.png", s.text)
-        if talker is not None:
-            _, spoken = talker.speak(s.text)
-            got["model"] = asr(spoken) if spoken is not None else ""
-        for key, hyp in got.items():
-            hyps.setdefault(key, []).append(hyp)
-        examples.append({"id": s.id, "reference": s.text, **got})
-        print(f"[eval-speech] {i}/{len(samples)} {s.id}: " + "  |  ".join(
-            f"{k}: {v}" for k, v in got.items()), flush=True)  # fmt: skip
-    refs = [s.text for s in samples]
-    report = {
-        "samples": len(samples),
-        "wer": {key: wer(refs, h) for key, h in hyps.items()},
-        "vocoder": args.vocoder, "model": args.model, "lora": args.lora,
-        "seconds": round(time.perf_counter() - start, 1),
-        "examples": examples,
-    }  # fmt: skip
-    (out / "eval_speech.json").write_text(json.dumps(report, indent=1) + "\n")
+    with storage.local_output(args.output) as local:
+        (Path(local) / "mels").mkdir(parents=True, exist_ok=True)
+        report = evaluate(samples, vocoder, talker, Path(local))
+        report.update(vocoder=args.vocoder, model=args.model, lora=args.lora)
+        (Path(local) / "eval_speech.json").write_text(json.dumps(report, indent=1) + "\n")
+    out = args.output
     print("eval-speech: WER " + "  ".join(f"{k} {v:.3f}" for k, v in report["wer"].items())
-          + f" over {len(samples)} samples -> {out / 'eval_speech.json'}")  # fmt: skip
+          + f" over {len(samples)} samples -> {out}/eval_speech.json")  # fmt: skip
     return report

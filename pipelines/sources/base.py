@@ -16,9 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import TextIO
 
-from pipelines import storage
 from pipelines.records import AudioSource, Reject, Utterance
 from schemas import reasons
+from speechinstruct import storage
 
 Record = Utterance | Reject
 Records = Iterator[Record]

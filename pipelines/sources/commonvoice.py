@@ -9,10 +9,10 @@ duplication. The TSV is streamed inside the job.
 
 from __future__ import annotations
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.sources.base import PathEscape, Records, Source, inside, reject, tsv_table
 from schemas import reasons
+from speechinstruct import storage
 
 CORPUS = "commonvoice"
 DEFAULT_SPLIT = "validated"

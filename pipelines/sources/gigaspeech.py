@@ -12,10 +12,10 @@ import re
 
 import ijson
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.sources.base import PathEscape, Records, Source, inside, reject
 from schemas import reasons
+from speechinstruct import storage
 
 CORPUS = "gigaspeech"
 GARBAGE_TAGS = ("<SIL>", "<MUSIC>", "<NOISE>", "<OTHER>")

@@ -17,10 +17,10 @@ import math
 
 import soundfile as sf
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.sources.base import Records, Source, reject, split_globs
 from schemas import reasons
+from speechinstruct import storage
 
 CORPUS = "librilight"
 TARGET_S = 30.0

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.sources.base import Records, Source, reject, split_globs
 from schemas import reasons
+from speechinstruct import storage
 
 CORPUS = "librispeech"
 ID = re.compile(r"(\d+)-(\d+)-(\d+)")

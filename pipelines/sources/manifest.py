@@ -13,10 +13,10 @@ import json
 import math
 from collections.abc import Iterator
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.sources.base import PathEscape, Records, Source, inside, reject, tsv_table
 from schemas import reasons
+from speechinstruct import storage
 
 CORPUS = "manifest"
 DEFAULT_SPLIT = "train"

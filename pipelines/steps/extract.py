@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from pipelines import storage
 from pipelines.steps.decode import Decoded
+from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 
 

@@ -12,10 +12,10 @@ import apache_beam as beam
 import soxr
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from pipelines import storage
 from pipelines.records import AudioSource, Utterance
 from pipelines.steps.decode import Decoded, audio_hash
 from pipelines.steps.extract import UnitModelHandler, gpu
+from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec
 from speechinstruct.t2u.model import T2U
 from speechinstruct.tts import FLITE_VOICES, speak

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipelines import storage
+from speechinstruct import storage
 
 SUMMARY = "_summary.json"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipelines import storage
 from pipelines.shards import (
     MAX_SHARD_BYTES,
     bucket,
@@ -19,6 +18,7 @@ from pipelines.shards import (
     shard_count,
     shard_name,
 )
+from speechinstruct import storage
 
 SPLIT = "_split"  # a private key naming a row's split; dropped before writing
 

@@ -16,23 +16,24 @@ import time
 from pathlib import Path
 
 import jiwer
-import pyarrow.parquet as pq
 import torch
 
-from schemas.outputs import require_finished
+from speechinstruct import storage
 from speechinstruct.t2u.model import EOS, PRESETS, T2U, build_model, build_tokenizer, normalize_text
 
 
 def read_pairs(unit_dirs: list[str]) -> tuple[list[tuple[str, str, list[int]]], int]:
-    """``(id, text, units)`` of every row with text under ``OUT/units``, and K."""
+    """``(id, text, units)`` of every row with text under ``OUT/units`` (paths or URIs of
+    finished ``tokenize`` outputs), and K."""
     pairs, ks = [], set()
     for out in unit_dirs:
-        require_finished(out, "tokenize output")
-        files = sorted(Path(out, "units").glob("*.parquet"))
+        storage.require_complete(out, "tokenize output")
+        files = storage.match(storage.join(out, "units", "*.parquet"))
         if not files:
             raise FileNotFoundError(f"no units/*.parquet under {out} (a `tokenize` output?)")
         for f in files:
-            for row in pq.read_table(f, columns=["id", "text", "units", "extractor"]).to_pylist():
+            columns = ["id", "text", "units", "extractor"]
+            for row in storage.read_parquet(f, columns).to_pylist():
                 ks.add(row["extractor"]["k"])
                 if row["text"] and normalize_text(row["text"]):
                     pairs.append((row["id"], row["text"], row["units"]))
@@ -101,7 +102,7 @@ def train(t2u: T2U, pairs: list, steps: int, batch_size: int, lr: float, seed: i
 def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="speechgpt train-t2u", description=__doc__)
     parser.add_argument("--units", nargs="+", required=True, help="tokenize output folders")
-    parser.add_argument("--output", required=True)
+    parser.add_argument("--output", required=True, help="model folder (path or URI)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -122,14 +123,15 @@ def run(argv: list[str] | None = None) -> dict:
     losses = train(t2u, train_rows, args.steps, args.batch_size, args.lr, args.seed)
     seconds = time.perf_counter() - start
     uer = unit_error_rate(refs, t2u.generate(texts))
-    t2u.save(args.output)
     metrics = {
         "preset": args.preset, "k": k, "steps": args.steps, "train_rows": len(train_rows),
         "heldout_rows": len(test_rows), "first_loss": losses[0], "final_loss": losses[-1],
         "heldout_uer": uer, "untrained_uer": baseline, "train_seconds": round(seconds, 1),
         "units": args.units,
     }  # fmt: skip
-    Path(args.output, "t2u_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    with storage.local_output(args.output) as local:
+        t2u.save(local)
+        Path(local, "t2u_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(
         f"train-t2u: held-out unit error rate {uer:.3f} (untrained {baseline:.3f}) -> {args.output}"
     )

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from pipelines import build, learn_kmeans, publish, storage, tokenize
+from pipelines import build, learn_kmeans, publish, tokenize
+from speechinstruct import storage
 from tests.object_store import download_tree, filesystem_options, gcs_server, s3_server, upload_tree
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "real-speech"  # shared/ beside the repo

@@ -9,9 +9,10 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import arguments, build, sources, storage, tokenize
+from pipelines import arguments, build, sources, tokenize
 from pipelines.audio import AudioLimits
 from pipelines.steps.write import SPLIT, WriteTable
+from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec
 from tests.conftest import CORPORA
 

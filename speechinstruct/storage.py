@@ -1,6 +1,8 @@
 """Paths as URIs: local paths, ``gs://…``, ``s3://…`` (any scheme Beam's ``FileSystems`` knows).
 
-The one place the builder touches storage. Settings come from the standard environment
+The one place the project touches storage: the builder's jobs, ``train-t2u`` and
+``eval-speech`` (Beam's ``FileSystems`` used as a library: nothing here builds a pipeline,
+so the rooms without Beam may use it). Settings come from the standard environment
 (``AWS_*`` incl. ``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``,
 ``STORAGE_EMULATOR_HOST``) and, for a job, from Beam's options (``--s3_endpoint_url`` …),
 which win when both are given (``configure``). Object stores cannot rename a folder, so a
@@ -188,6 +190,28 @@ def local_copy(path: str) -> str:
         os.rename(target, local)
     shutil.rmtree(partial, ignore_errors=True)
     return local
+
+
+def read_parquet(path: str, columns: list[str] | None = None):
+    """One Parquet file (path or URI) as an Arrow table."""
+    import pyarrow.parquet as pq
+
+    with open_read(path) as f:
+        return pq.read_table(f, columns=columns)
+
+
+@contextlib.contextmanager
+def local_output(output: str):
+    """A local folder for a job that writes with local-only libraries (``save_pretrained``,
+    matplotlib): ``output`` itself, or a temp folder copied to the URI ``output`` at the end."""
+    if not is_remote(output):
+        os.makedirs(output, exist_ok=True)
+        yield output
+        return
+    with tempfile.TemporaryDirectory(prefix="speechgpt-output-") as local:
+        yield local
+        delete_tree(output)
+        copy_tree(local, output)
 
 
 def staging(output: str) -> str:
