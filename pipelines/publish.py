@@ -129,8 +129,9 @@ reads; `response` is what it learns to write. Unit columns are `int16`.
 """
 
 
-def publish(build: str, output: str, plot_shards: int | None = PLOT_SHARDS) -> dict:
+def publish(build: str | Path, output: str | Path, plot_shards: int | None = PLOT_SHARDS) -> dict:
     """Write the dataset folder ``output`` from the finished build output ``build``."""
+    build, output = storage.normalize(build), storage.normalize(output)
     marker = storage.require_complete(build, "build output")
     info = storage.read_json(storage.join(build, "build.json"))
     staging = storage.start(output)

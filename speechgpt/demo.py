@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, LAYOUT, make_corpora
+from schemas.outputs import MARKER
 from speechinstruct import texts, tts
 from speechinstruct.t2u import train as t2u_train
 from training import init_model, talk, train
@@ -70,7 +71,7 @@ def run(argv: list[str] | None = None) -> None:
         argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
                 "--kmeans", str(km), "--output", str(units)]  # fmt: skip
         argv += ["--split", split] if split else []
-        step(f"tokenize {corpus}", units, (units / "stats.json").exists(),
+        step(f"tokenize {corpus}", units, (units / MARKER).exists(),
              lambda argv=argv: tokenize.run(argv))  # fmt: skip
         stats = json.loads((units / "stats.json").read_text())
         print(f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
@@ -87,12 +88,12 @@ def run(argv: list[str] | None = None) -> None:
           f"(untrained {metrics['untrained_uer']:.3f})")  # fmt: skip
 
     built = out / "speechinstruct-build"
-    step("build", built, (built / "build.json").exists(), lambda: build.run([
+    step("build", built, (built / MARKER).exists(), lambda: build.run([
         "--units", *unit_dirs, "--chats", str(corpora / "moss" / "en_helpfulness.json"),
         "--t2u", str(t2u), "--kmeans", str(km), "--output", str(built), "--seed", str(args.seed),
     ] + (["--max-chats", str(args.max_chats)] if args.max_chats else [])))  # fmt: skip
     dataset = out / "speechinstruct"
-    step("publish", dataset, (dataset / "README.md").exists(),
+    step("publish", dataset, (dataset / MARKER).exists(),
          lambda: publish.run(["--input", str(built), "--output", str(dataset)]))  # fmt: skip
     counts = json.loads((built / "build.json").read_text())["counts"]
     print(f"[publish] {json.dumps({k: v for k, v in counts.items() if k != 'rejects'})}")

@@ -46,7 +46,9 @@ class T2UModelHandler(ModelHandler[tuple[str, str], PredictionResult, T2U]):
         return [PredictionResult(item, u) for item, u in zip(batch, units, strict=True)]
 
     def batch_elements_kwargs(self) -> dict:
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        # Full batches: generation pays per decoding step, not per sequence, so Beam's
+        # adaptive start at 1 element costs a whole generation per text.
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
 
 def voice_for(key: str):
