@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from tests.object_store import (
@@ -165,13 +164,6 @@ def test_s3_options_win_over_environment(s3):
         )
         both = Client(PipelineOptions(s3.beam_args)).client
         assert (both.meta.endpoint_url, both.meta.region_name) == (s3.endpoint, "us-east-1")
-
-
-def test_s3_needs_some_options(s3):
-    with filesystem_options():
-        FileSystems.set_options(None)
-        with pytest.raises(BeamIOError, match="Must provide one of client or options"):
-            FileSystems.match([f"s3://{BUCKET}/*"])
 
 
 def test_text_round_trip_in_pipeline(s3):

@@ -194,12 +194,27 @@ def fold_weight_norm(conv: torch.nn.Module) -> None:
         torch.nn.utils.remove_weight_norm(conv)
 
 
+class Fp32Conv(torch.nn.Module):
+    """A convolution kept in fp32 inside a bf16 model. oneDNN's bf16 kernel for HuBERT's
+    grouped positional convolution (kernel 128, 16 groups) is wrong on CPUs with AMX
+    (cosine 0.10 to fp32 measured on a Xeon with amx_bf16; 0.99999 without AMX)."""
+
+    def __init__(self, conv: torch.nn.Conv1d):
+        super().__init__()
+        self.conv = conv.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv(x.float()).to(x.dtype)
+
+
 class HubertFeatures:
     """HuBERT ``hidden_states[layer]`` at 50 Hz: ``features(waves) -> [(frames, dim)]`` float32.
 
     With ``bf16`` the convolution and linear weights are cast once at load and the model runs
     in bf16 as CPU ``torch.autocast`` runs it (same results), without recasting the weights on
-    every forward pass. Norm layers keep fp32 weights (PyTorch's mixed-precision kernels).
+    every forward pass. Norm layers keep fp32 weights (PyTorch's mixed-precision kernels); on
+    CPU the positional convolution stays fp32 too (``Fp32Conv``).
     """
 
     name = "hubert"
@@ -217,9 +232,13 @@ class HubertFeatures:
             encoder.layer_norm = torch.nn.Identity()
         fold_weight_norm(encoder.pos_conv_embed.conv)
         if bf16:
+            positional = encoder.pos_conv_embed
+            keep = positional.conv if torch.device(device).type == "cpu" else None
             for module in self.model.modules():
-                if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)):
+                if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d)) and module is not keep:
                     module.to(torch.bfloat16)
+            if keep is not None:
+                positional.conv = Fp32Conv(keep)
         self.layer, self.dim = layer, config.hidden_size
         self.device, self.bf16 = torch.device(device), bf16
         self.dtype = torch.bfloat16 if bf16 else torch.float32

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import librosa
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 SR, HOP, WINDOW, N_FFT, N_MFCC = 16_000, 320, 400, 512, 13
 
@@ -20,8 +21,15 @@ class MfccFeatures:
     def frames(self, num_samples: int) -> int:
         return 1 + max(0, num_samples - WINDOW) // HOP
 
+    def __init__(self):
+        self.blas = ThreadpoolController()
+
     def features(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        return [self._one(w) for w in waves]
+        # librosa's mel step is a tiny product on a column-ordered array: multithreaded
+        # OpenBLAS spends far more on its threads than on the product (3x slower end to end
+        # on a busy machine, benchmarks/RESULTS.md "Scale").
+        with self.blas.limit(limits=1, user_api="blas"):
+            return [self._one(w) for w in waves]
 
     def _one(self, wave: np.ndarray) -> np.ndarray:
         n = self.frames(len(wave))

@@ -10,7 +10,12 @@ from transformers import HubertConfig, HubertModel
 
 from speechinstruct.checkpoints import UnsafeCheckpointError
 from speechinstruct.extractors import hubert
-from speechinstruct.extractors.hubert import HubertFeatures, load_hubert, parse_conv_layers
+from speechinstruct.extractors.hubert import (
+    Fp32Conv,
+    HubertFeatures,
+    load_hubert,
+    parse_conv_layers,
+)
 from tests.speechinstruct.test_checkpoints import RunsCommand, hubert_cfg, save_fairseq
 
 LAYERS, DIM, HEADS, FFN, POS, POS_GROUPS = 2, 32, 4, 64, 16, 4
@@ -211,8 +216,10 @@ def test_long_audio_in_chunks(tiny_pt, monkeypatch):
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_bf16_weights_equal_autocast_and_stay_close_to_fp32(tmp_path, layer_norm):
-    """bf16 casts linear and conv weights once; norms keep fp32 weights. That computes what
-    ``torch.autocast`` computes from the fp32 model, and stays close to fp32."""
+    """bf16 casts linear and conv weights once; norms and the positional convolution keep
+    fp32 weights. That computes what ``torch.autocast`` computes from the fp32 model with its
+    positional convolution kept in fp32, and stays close to fp32 (also on AMX CPUs, where
+    oneDNN's bf16 grouped convolution is wrong)."""
     weights = fairseq_weights(layer_norm=layer_norm)
     path = tmp_path / "model.pt"
     save_fairseq(path, weights, tiny_cfg(layer_norm=layer_norm))
@@ -222,9 +229,11 @@ def test_bf16_weights_equal_autocast_and_stay_close_to_fp32(tmp_path, layer_norm
     bf16 = [features.features([w])[0] for w in wave]  # a batch's shape moves bf16 rounding
     encoder = features.model.encoder
     assert encoder.layers[0].feed_forward.intermediate_dense.weight.dtype == torch.bfloat16
-    assert encoder.pos_conv_embed.conv.weight.dtype == torch.bfloat16
+    assert features.model.feature_extractor.conv_layers[0].conv.weight.dtype == torch.bfloat16
+    assert encoder.pos_conv_embed.conv.conv.weight.dtype == torch.float32
     assert encoder.layers[0].final_layer_norm.weight.dtype == torch.float32
     ref = reference_model(weights, layer_norm=layer_norm)
+    ref.encoder.pos_conv_embed.conv = Fp32Conv(ref.encoder.pos_conv_embed.conv)
     for ours, exact, w in zip(bf16, fp32, wave, strict=True):
         assert ours.dtype == np.float32 and ours.shape == exact.shape
         with torch.autocast("cpu", dtype=torch.bfloat16):

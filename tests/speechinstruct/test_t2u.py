@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas import to_table
+from schemas.outputs import MARKER
 from speechinstruct.t2u import train as t2u_train
 from speechinstruct.t2u.model import T2U, normalize_text
 
@@ -20,6 +21,7 @@ def _units_dir(tmp_path, rows, k=20):
         "content_hash": f"h{i}",
     } for i, (text, units) in enumerate(rows)])  # fmt: skip
     pq.write_table(table, out / "units" / "train-00000-of-00001.parquet")
+    (out / MARKER).write_text("{}")  # a finished tokenize output, as far as train-t2u asks
     return out
 
 
