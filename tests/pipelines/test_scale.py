@@ -117,3 +117,18 @@ def test_outputs_appear_whole_and_consumers_refuse_unfinished_ones(sample, made,
 
     with pytest.raises(FileNotFoundError, match=r"_SUCCESS\.json"):
         t2u_train.read_pairs([str(out)])
+
+
+def test_build_keeps_one_unit_row_per_id():
+    """The same utterance in two ``--units`` inputs: one row is used, the other is a reject."""
+    rows = [
+        {"id": "u1", "corpus": "librispeech", "source": {"path": "b.flac"}, "units": [2]},
+        {"id": "u1", "corpus": "librispeech", "source": {"path": "a.flac"}, "units": [1]},
+    ]
+    kept, rejected = [], []
+    for out in build._one_per_id("u1", rows):
+        (rejected if isinstance(out, beam.pvalue.TaggedOutput) else kept).append(out)
+    assert kept == [rows[1]]
+    ((tag, reject),) = [(r.tag, r.value) for r in rejected]
+    assert tag == build.REJECTS and reject["id"] == "u1" and reject["reason"] == "bad_metadata"
+    assert reject["source"] == {"path": "b.flac"} and reject["corpus"] == "librispeech"
