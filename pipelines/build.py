@@ -170,11 +170,14 @@ def build(p, args, staging: str) -> None:
         | "Pretrain" >> beam.Map(lambda r: {"id": r["id"], "units": r["units"],
                                             SPLIT: instructions.split_of(r["id"], share)})
     )  # fmt: skip
-    parsed = (
+    chats = (
         p
         | "ChatsFile" >> beam.Create([args.chats])
         | "ReadChats" >> beam.ParDo(ReadChatsFn(args.max_chats))
         | "SpreadChats" >> beam.Reshuffle()
+    )
+    parsed = (
+        chats
         | "ParseChats"
         >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(REJECTS, main="ok")
     )  # fmt: skip
@@ -212,8 +215,7 @@ def build(p, args, staging: str) -> None:
         for name, pcoll in tables.items()
     ]
     counts = (
-        parsed.ok | "CountParsed" >> beam.Map(lambda c: ("chats_read", 1)),
-        parsed[REJECTS] | "CountParseRejects" >> beam.Map(lambda c: ("chats_read", 1)),
+        chats | "CountChats" >> beam.Map(lambda c: ("chats_read", 1)),
         rejects | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['corpus']}", 1)),
     ) | "AllCounts" >> beam.Flatten()  # fmt: skip
     _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)

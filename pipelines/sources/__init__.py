@@ -40,8 +40,12 @@ def keep_one(id_: str, utterances: Iterable[Utterance]) -> Records:
     one whatever order they arrive in; the others become ``bad_metadata`` rejects."""
     first, *others = sorted(utterances, key=_order)
     yield first
-    for other in others:
-        yield reject(first.corpus, id_, reasons.BAD_METADATA, REPEATED_ID, other.source)
+    yield from map(_repeated, others)
+
+
+def _repeated(utterance: Utterance):
+    return reject(utterance.corpus, utterance.id, reasons.BAD_METADATA, REPEATED_ID,
+                  utterance.source)  # fmt: skip
 
 
 def read(corpus: str, root: str, split: str | None = None) -> Records:
@@ -55,11 +59,8 @@ def read(corpus: str, root: str, split: str | None = None) -> Records:
             best = kept.get(record.id)
             kept[record.id] = record if best is None else min(best, record, key=_order)
     for record in records:
-        if isinstance(record, Utterance) and record is not kept[record.id]:
-            yield reject(record.corpus, record.id, reasons.BAD_METADATA, REPEATED_ID,
-                         record.source)  # fmt: skip
-        else:
-            yield record
+        repeated = isinstance(record, Utterance) and record is not kept[record.id]
+        yield _repeated(record) if repeated else record
 
 
 __all__ = ["READERS", "Record", "Records", "Source", "keep_one", "read", "source"]

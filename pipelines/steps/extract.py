@@ -34,11 +34,21 @@ def length_buckets(lengths: Sequence[int], max_samples: int) -> list[list[int]]:
     return groups
 
 
-def gpu(device: str) -> bool:
-    return device.startswith("cuda")
+class SharedModel:
+    """Beam's large-model hooks for a handler with ``device`` and ``copies``: on a GPU (or
+    when asked for several copies) one model is shared by the worker's processes."""
+
+    device: str
+    copies: int
+
+    def share_model_across_processes(self) -> bool:
+        return self.device.startswith("cuda") or self.copies > 1
+
+    def model_copies(self) -> int:
+        return self.copies
 
 
-class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
+class UnitModelHandler(SharedModel, ModelHandler[Decoded, PredictionResult, UnitExtractor]):
     """Decoded waves → frame units with the extractor (features + nearest centroid)."""
 
     def __init__(self, spec: ExtractorSpec, kmeans: str, batch_size: int = 16,
@@ -47,18 +57,12 @@ class UnitModelHandler(ModelHandler[Decoded, PredictionResult, UnitExtractor]):
         self.spec, self.kmeans = spec, kmeans
         self.batch_size = batch_size
         self.max_samples = int(max_batch_seconds * 16_000)
-        self.copies = model_copies
+        self.device, self.copies = spec.device, model_copies
 
     def load_model(self) -> UnitExtractor:
         checkpoint = self.spec.checkpoint and storage.local_copy(self.spec.checkpoint)
         spec = dataclasses.replace(self.spec, checkpoint=checkpoint)
         return UnitExtractor(spec, storage.local_copy(self.kmeans))
-
-    def share_model_across_processes(self) -> bool:
-        return gpu(self.spec.device) or self.copies > 1
-
-    def model_copies(self) -> int:
-        return self.copies
 
     def run_inference(
         self, batch: Sequence[Decoded], model: UnitExtractor, inference_args: dict | None = None

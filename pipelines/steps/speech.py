@@ -14,7 +14,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from pipelines.records import AudioSource, Utterance
 from pipelines.steps.decode import Decoded, audio_hash
-from pipelines.steps.extract import UnitModelHandler, gpu
+from pipelines.steps.extract import SharedModel, UnitModelHandler
 from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec
 from speechinstruct.t2u.model import T2U
@@ -22,7 +22,7 @@ from speechinstruct.tts import FLITE_VOICES, speak
 from speechinstruct.units import reduce
 
 
-class T2UModelHandler(ModelHandler[tuple[str, str], PredictionResult, T2U]):
+class T2UModelHandler(SharedModel, ModelHandler[tuple[str, str], PredictionResult, T2U]):
     """Batched T2U generation; the model loads once per worker."""
 
     def __init__(self, path: str, device: str = "cpu", batch_size: int = 32, model_copies: int = 1):
@@ -32,12 +32,6 @@ class T2UModelHandler(ModelHandler[tuple[str, str], PredictionResult, T2U]):
 
     def load_model(self) -> T2U:
         return T2U.load(storage.local_copy(self.path), self.device)
-
-    def share_model_across_processes(self) -> bool:
-        return gpu(self.device) or self.copies > 1
-
-    def model_copies(self) -> int:
-        return self.copies
 
     def run_inference(
         self, batch: Sequence[tuple[str, str]], model: T2U, inference_args: dict | None = None
