@@ -210,8 +210,11 @@ def build(p, args, staging: str) -> None:
     rejects = (parsed[REJECTS], com[REJECTS], units[REJECTS]) | "AllRejects" >> beam.Flatten()
     tables = {"cross_modal": cross, "pretrain": pretrain, "chain_of_modality": com.ok,
               "eval": evaluation, "rejects": rejects}  # fmt: skip
+    shards = arguments.shards(args)
     files = [
-        pcoll | f"Write_{name}" >> WriteTable(name, storage.join(staging, name), args.num_shards)
+        pcoll
+        | f"Write_{name}"
+        >> WriteTable(name, storage.join(staging, name), shards.num_shards, shards.target_bytes)
         for name, pcoll in tables.items()
     ]
     counts = (
@@ -247,7 +250,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-response-words", type=int, default=35)
     parser.add_argument("--max-chats", type=int, help="use only the first N chats")
     parser.add_argument("--validation-share", type=float, default=0.05)
-    parser.add_argument("--num-shards", type=int, help="shards per split (default: by size)")
+    arguments.add_shard_args(parser)
     args, beam_args = parser.parse_known_args(argv)
     options = arguments.pipeline_options(beam_args)
     storage.configure(options)
