@@ -23,6 +23,7 @@ JOBS: dict[str, tuple[str, str]] = {
     "build": ("pipelines.build", "SpeechInstruct tables from unit shards and chats (Beam)"),
     "publish": ("pipelines.publish", "a build output -> a dataset folder with its card"),
     "init-model": ("training.init_model", "a tiny random Llama + BPE tokenizer for offline runs"),
+    "prepare": ("training.prepare", "tokenize a stage's data into its token store, ahead of train"),
     "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),
     "merge-lora": ("training.merge_lora", "fold a stage-3 LoRA adapter into its base model"),
     "eval": ("training.evaluate", "held-out loss, ASR WER and the ChatGPT Score of a model"),

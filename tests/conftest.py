@@ -17,6 +17,14 @@ K = 16
 CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Model copies and token stores in this session's own cache, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPEECHGPT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> dict:
     """The generator's report: ``root`` plus, per corpus, what a reader should find."""

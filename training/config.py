@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 CONFIGS = Path(__file__).parent / "configs"
+DTYPES = ("bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,22 @@ class StageConfig:
     max_length: int
     steps: int
     zero_stage: int
-    bf16: bool
     save_steps: int
+    dtype: str = "fp32"  # of the weights in training; DeepSpeed keeps fp32 master weights
+    gradient_checkpointing: bool = False
+    keep_checkpoints: int = 2  # the last N DeepSpeed checkpoints are kept
     log_steps: int = 1
     lora_r: int = 0
     lora_alpha: int = 0
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ()
     seed: int = 0
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
+        if self.keep_checkpoints < 1:
+            raise ValueError("keep_checkpoints must be at least 1")
 
     def accumulation(self, world_size: int) -> int:
         per_step = self.micro_batch_size * world_size

@@ -1,18 +1,17 @@
-"""Training data from a published SpeechInstruct dataset: packing, prompt masking, buckets.
+"""Training samples from a published SpeechInstruct dataset: one row → token ids.
 
-Stage 1 packs ``<sosp>…<eosp></s>`` sequences into full blocks (no padding). Stages 2–3
-learn the ``response`` only: the system prompt and ``prompt`` are -100 (eq. 4); every
-sample ends with ``<eoa></s>``; samples over the max length are dropped and counted,
-never cut.
+Stage 1 samples are ``<sosp>…<eosp></s>`` (the token store packs them into full blocks).
+Stages 2–3 learn the ``response`` only: the system prompt and ``prompt`` are -100 (eq. 4);
+every sample ends with ``<eoa></s>``. A row that cannot be parsed or encoded raises
+``BadRow`` with a reason; the token store counts them.
 """
 
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from schemas.outputs import require_finished
@@ -20,6 +19,14 @@ from speechinstruct.templates import SYSTEM, parse, segments
 from training.tokens import SpeechTokenizer
 
 IGNORE = -100
+
+
+class BadRow(ValueError):
+    """A row the trainer skips; ``reason`` is what the summary counts it under."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 def load_split(data: str, config: str, split: str):
@@ -38,84 +45,57 @@ def dataset_units(data: str) -> int | None:
     return json.loads(info.read_text())["extractor"]["k"] if info.exists() else None
 
 
-@dataclass
-class Encoded:
-    samples: list[tuple[list[int], list[int]]] = field(default_factory=list)
-    dropped_too_long: int = 0
-    dropped_tail_tokens: int = 0
-    real_tokens: int = 0
-    slots: int = 0
-
-    @property
-    def efficiency(self) -> float:
-        return self.real_tokens / self.slots if self.slots else 0.0
-
-
-def pack_units(rows, st: SpeechTokenizer, block: int) -> Encoded:
-    """Stage 1: concatenate unit sequences and cut into full blocks of ``block`` tokens.
-
-    As ``run_clm``'s ``group_texts``, the tail shorter than a block is dropped (and counted
-    in ``dropped_tail_tokens``) unless it is all there is, so every block is real tokens.
-    """
-    stream: list[int] = []
-    for row in rows:
-        stream += [*st.units(row["units"]), st.eos]
-    full = len(stream) // block * block or len(stream)
-    out = Encoded(real_tokens=full, dropped_tail_tokens=len(stream) - full)
-    for start in range(0, full, block):
-        chunk = stream[start : start + block]
-        labels = chunk + [IGNORE] * (block - len(chunk))
-        out.samples.append((chunk + [st.eos] * (block - len(chunk)), labels))
-    out.slots = block * len(out.samples)
-    return out
-
-
 def prompt_head(st: SpeechTokenizer, system: str = SYSTEM) -> list[int]:
     """What every instruction sample starts with: BOS (if the model has one), the system prompt."""
     head = st.markup(system) if system else []
     return head if st.tok.bos_token_id is None else [st.tok.bos_token_id, *head]
 
 
-def encode_instructions(rows, st: SpeechTokenizer, max_length: int, names: tuple[str, ...],
-                        system: str = SYSTEM) -> Encoded:  # fmt: skip
-    """Stages 2–3: ``(input_ids, labels)`` with everything before the response masked."""
-    out = Encoded()
-    head = prompt_head(st, system)
-    for row in rows:
-        name, fields = parse(row["prompt"], row["response"], names)
-        prompt, response = segments(name, **fields)
-        p_ids, r_ids = head + st.encode(prompt), [*st.encode(response), st.eos]
-        if len(p_ids) + len(r_ids) > max_length:
-            out.dropped_too_long += 1
-            continue
-        out.samples.append((p_ids + r_ids, [IGNORE] * len(p_ids) + r_ids))
-        out.real_tokens += len(p_ids) + len(r_ids)
-    out.slots = out.real_tokens
-    return out
+def unit_sample(units, st: SpeechTokenizer) -> np.ndarray:
+    """Stage 1: ``<sosp> units <eosp> </s>`` as an id array."""
+    if units is None:
+        raise BadRow("missing_field", "units is null")
+    if not len(units):
+        raise BadRow("empty_units")
+    try:
+        ids = st.unit_ids(units)
+    except ValueError as e:
+        raise BadRow("does_not_encode", str(e)) from None
+    return np.concatenate([[st.sosp], ids, [st.eosp, st.eos]])
 
 
-def batches(samples: list, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Indices in length buckets: shuffle, sort within mega-batches of 50, cut, shuffle."""
-    rng = random.Random(f"{seed}:{epoch}")
-    order = list(range(len(samples)))
-    rng.shuffle(order)
-    mega = batch_size * 50
-    out = []
-    for start in range(0, len(order), mega):
-        chunk = sorted(order[start : start + mega], key=lambda i: len(samples[i][0]))
-        out += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(out)
-    return out
+def instruction_sample(row: dict, st: SpeechTokenizer, names: tuple[str, ...],
+                       head: list[int]) -> tuple[list[int], int]:  # fmt: skip
+    """Stages 2–3: the ids of ``head + prompt + response </s>`` and how many are prompt."""
+    prompt, response = row.get("prompt"), row.get("response")
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise BadRow("missing_field", "prompt and response must be strings")
+    try:
+        name, fields = parse(prompt, response, names)
+    except (ValueError, KeyError) as e:
+        raise BadRow("does_not_parse", str(e)) from None
+    p_seg, r_seg = segments(name, **fields)
+    try:
+        p_ids, r_ids = head + st.encode(p_seg), [*st.encode(r_seg), st.eos]
+    except (ValueError, KeyError) as e:
+        raise BadRow("does_not_encode", str(e)) from None
+    return p_ids + r_ids, len(p_ids)
 
 
-def collate(samples: list, index: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    longest = max(len(samples[i][0]) for i in index)
-    ids = torch.full((len(index), longest), pad_id, dtype=torch.long)
-    labels = torch.full((len(index), longest), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(index), longest), dtype=torch.long)
-    for row, i in enumerate(index):
-        x, y = samples[i]
-        ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
-            torch.tensor(x), torch.tensor(y), 1,
-        )  # fmt: skip
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+def labels(ids, prompt_length: int) -> list[int]:
+    """The targets of a sample: its ids, the first ``prompt_length`` masked."""
+    ids = list(ids)
+    return [IGNORE] * prompt_length + ids[prompt_length:]
+
+
+def collate(samples: list[tuple], pad_id: int) -> dict[str, torch.Tensor]:
+    """``(ids, labels)`` pairs → padded ``input_ids``/``labels``/``attention_mask``."""
+    longest = max(len(x) for x, _ in samples)
+    ids = torch.full((len(samples), longest), pad_id, dtype=torch.long)
+    targets = torch.full((len(samples), longest), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(samples), longest), dtype=torch.long)
+    for row, (x, y) in enumerate(samples):
+        ids[row, : len(x)] = torch.as_tensor(np.asarray(x, dtype=np.int64))
+        targets[row, : len(y)] = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        mask[row, : len(x)] = 1
+    return {"input_ids": ids, "labels": targets, "attention_mask": mask}

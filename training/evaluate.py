@@ -48,6 +48,18 @@ def load_model(path: str, lora: str | None):
     return model.eval(), AutoTokenizer.from_pretrained(lora or path)
 
 
+def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...]) -> list:
+    """``(ids, labels)`` of the rows that parse (a held-out set is small: kept in memory)."""
+    head, out = stage_data.prompt_head(st), []
+    for row in rows:
+        try:
+            ids, n = stage_data.instruction_sample(row, st, names, head)
+        except stage_data.BadRow:
+            continue
+        out.append((ids, stage_data.labels(ids, n)))
+    return out
+
+
 @torch.inference_mode()
 def heldout_loss(model, samples: list) -> float:
     total, count = 0.0, 0
@@ -99,8 +111,7 @@ def run(argv: list[str] | None = None) -> dict:
         except ValueError:  # no validation split in this dataset
             continue
         rows = rows.select(range(min(args.max_samples, len(rows))))
-        enc = stage_data.encode_instructions(rows, st, 4096, names)
-        report["loss"][config] = heldout_loss(model, enc.samples)
+        report["loss"][config] = heldout_loss(model, heldout_samples(rows, st, names))
 
     evaluation = stage_data.load_split(args.data, "eval", "test")
     evaluation = evaluation.select(range(min(args.max_samples, len(evaluation))))

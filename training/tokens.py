@@ -7,6 +7,9 @@ old rows; the init of the new ones is ours to choose).
 
 from __future__ import annotations
 
+import contextlib
+
+import numpy as np
 import torch
 
 from speechinstruct.templates import Segment
@@ -28,26 +31,50 @@ def num_units(tokenizer) -> int:
     return k
 
 
-def expand(model, tokenizer, k: int, seed: int = 0) -> int:
-    """Add the unit and control tokens, resize embeddings and head; returns the old size."""
+def add_tokens(tokenizer, k: int) -> int:
+    """Add the unit and control tokens a tokenizer lacks; returns how many were added."""
     have = tokenizer.get_vocab()
     new = [t for t in [unit_token(u) for u in range(k)] + list(CONTROL) if t not in have]
-    old = model.get_input_embeddings().weight.shape[0]
-    if not new:
+    if new:
+        tokenizer.add_tokens(new, special_tokens=True)
+    return len(new)
+
+
+def _gathered(params):
+    """Under ZeRO-3 the weights are partitioned: gather them to edit, as DeepSpeed asks."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=0)
+
+
+def resize(model, size: int, seed: int = 0) -> int:
+    """Grow embeddings and head to ``size`` rows, new rows near the old mean; returns the old size."""
+    old = model.get_input_embeddings().num_embeddings  # also true of partitioned weights
+    if size <= old:
         return old
-    tokenizer.add_tokens(new, special_tokens=True)
-    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.resize_token_embeddings(size, mean_resizing=False)
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        matrices = [model.get_input_embeddings().weight]
-        head = model.get_output_embeddings()
-        if head is not None and head.weight.data_ptr() != matrices[0].data_ptr():
-            matrices.append(head.weight)
+    matrices = [model.get_input_embeddings().weight]
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not matrices[0]:
+        matrices.append(head.weight)
+    with _gathered(matrices), torch.no_grad():
         for w in matrices:
-            mean, std = w[:old].mean(0), w[:old].std(0)
+            rows = w[:old].float()
+            mean, std = rows.mean(0), rows.std(0)
             noise = torch.randn(w.shape[0] - old, w.shape[1], generator=generator)
-            w[old:] = mean + noise.to(w.dtype) * std * INIT_NOISE
+            w[old:] = (mean + noise * std * INIT_NOISE).to(w.dtype)
     return old
+
+
+def expand(model, tokenizer, k: int, seed: int = 0) -> int:
+    """Add the unit and control tokens, resize embeddings and head; returns the old size."""
+    add_tokens(tokenizer, k)
+    return resize(model, len(tokenizer), seed)
 
 
 class SpeechTokenizer:
@@ -71,11 +98,16 @@ class SpeechTokenizer:
     def text(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
+    def unit_ids(self, units) -> np.ndarray:
+        """Token ids of units (an array; no ``<sosp>``/``<eosp>``)."""
+        units = np.asarray(units, dtype=np.int64)
+        bad = (units < 0) | (units >= self.k)
+        if bad.any():
+            raise ValueError(f"unit {units[bad][0]} outside [0, {self.k})")
+        return units + self.unit0
+
     def units(self, units) -> list[int]:
-        bad = [u for u in units if not 0 <= u < self.k]
-        if bad:
-            raise ValueError(f"unit {bad[0]} outside [0, {self.k})")
-        return [self.sosp, *(self.unit0 + int(u) for u in units), self.eosp]
+        return [self.sosp, *self.unit_ids(units).tolist(), self.eosp]
 
     def encode(self, pieces: list[Segment]) -> list[int]:
         ids: list[int] = []

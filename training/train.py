@@ -3,8 +3,15 @@
 Stage 1 learns unit sequences (``pretrain``), stage 2 cross-modal instructions
 (``cross_modal``), stage 3 chain-of-modality with LoRA (``chain_of_modality``). Each stage
 starts from ``--base-model`` (stage 1: any causal LM, expanded here; stage 2: stage 1's
-output; stage 3: stage 2's). Checkpoints every ``save_steps`` hold model, optimizer,
-scheduler, RNG and data position; ``--resume`` continues exactly.
+output; stage 3: stage 2's).
+
+On one CPU or many GPUs (``torchrun``/``deepspeed`` set the ranks): the stage's samples
+are tokenized once into a memory-mapped token store (``training/store.py``) that all
+ranks read; ranks draw disjoint micro-batches by the contract of ``training/sampler.py``;
+rank 0 writes the model, tokenizer, ``metrics.jsonl``, ``loss.png`` and
+``train_summary.json``. Checkpoints every ``save_steps`` hold model, optimizer, scheduler
+and each rank's RNG; the data position follows from the step, so ``--resume`` continues
+exactly.
 """
 
 from __future__ import annotations
@@ -18,22 +25,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL
 from training import config as stage_config
 from training import data as stage_data
-from training.engine import initialize, single_process_defaults
+from training import engine as ds
+from training import sampler, store
+from training.model import load_model, load_tokenizer
 from training.report import Metrics, plot_loss
-from training.tokens import SpeechTokenizer, expand
+from training.tokens import SpeechTokenizer, add_tokens, resize
 
 CHECKPOINTS = "checkpoints"
-
-
-def encode_stage(cfg, data: str, st: SpeechTokenizer) -> stage_data.Encoded:
-    rows = stage_data.load_split(data, cfg.data_config, "train")
-    if cfg.stage == 1:
-        return stage_data.pack_units(rows, st, cfg.max_length)
-    names = CROSS_MODAL if cfg.stage == 2 else CHAIN_OF_MODALITY
-    return stage_data.encode_instructions(rows, st, cfg.max_length, names)
 
 
 def add_lora(model, cfg):
@@ -60,110 +60,169 @@ def _mean_loss(rows: list[dict]) -> float:
     return sum(r["loss"] for r in rows) / len(rows)
 
 
-def load_base(path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def stage_tokenizer(cfg, base_model: str, data: str, num_units: int | None):
+    """The base model's tokenizer, with the unit and control tokens added for stage 1."""
+    tokenizer = load_tokenizer(base_model)
+    if cfg.stage == 1:
+        k = num_units or stage_data.dataset_units(data)
+        if not k:
+            raise SystemExit("train: K unknown: pass --num-units (the dataset has no build.json)")
+        add_tokens(tokenizer, k)
+    return tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    return model, tokenizer
+
+def prepare_store(cfg, data: str, st: SpeechTokenizer, cache: Path | None, ranks) -> store.TokenStore:
+    """Rank 0 finds or builds the stage's token store; the other ranks wait for it."""
+    recipe = store.Recipe(cfg.stage, cfg.data_config, cfg.max_length)
+    folder = None
+    if ranks.main:
+        rows = stage_data.load_split(data, cfg.data_config, "train")
+        folder = store.locate(rows, st, recipe, cache)
+        ranks.say(f"train: token store {folder}")
+        ranks.share(folder)
+        store.prepare(rows, st, recipe, cache)
+    else:
+        folder = ranks.share(folder)
+    return store.wait_for(folder, say=print if ranks.main else lambda *a: None)
 
 
-def run(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="speechgpt train", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``train`` and ``prepare`` both take."""
     parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
     parser.add_argument("--config", required=True, help="YAML preset (or e.g. tiny/stage1)")
     parser.add_argument("--data", required=True, help="a published SpeechInstruct folder or Hub id")
     parser.add_argument("--base-model", required=True)
+    parser.add_argument("--num-units", type=int, help="K (default: from the dataset's build.json)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="where token stores live (default: $SPEECHGPT_CACHE or "
+                             "~/.cache/speechgpt); on several nodes, a filesystem they share")  # fmt: skip
+
+
+def load_config(parser, args, **overrides):
+    cfg = stage_config.load(args.config, **overrides)
+    if cfg.stage != args.stage:
+        parser.error(f"{args.config} is a stage {cfg.stage} config, not stage {args.stage}")
+    return cfg
+
+
+def run(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="speechgpt train", description=__doc__)
+    add_arguments(parser)
     parser.add_argument("--output", required=True)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
-    parser.add_argument("--num-units", type=int, help="K (default: from the dataset's build.json)")
+    parser.add_argument("--dtype", choices=stage_config.DTYPES, help="override the preset's dtype")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)  # set by `deepspeed`
     args = parser.parse_args(argv)
-    cfg = stage_config.load(args.config, steps=args.steps, seed=args.seed)
-    if cfg.stage != args.stage:
-        parser.error(f"{args.config} is a stage {cfg.stage} config, not stage {args.stage}")
-    single_process_defaults()
+    cfg = load_config(parser, args, steps=args.steps, seed=args.seed, dtype=args.dtype)
+    ranks = ds.init_distributed()
     torch.manual_seed(cfg.seed)
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
 
-    model, tokenizer = load_base(args.base_model)
-    if cfg.stage == 1:
-        k = args.num_units or stage_data.dataset_units(args.data)
-        if not k:
-            parser.error("K unknown: pass --num-units (the dataset has no build.json)")
-        old = expand(model, tokenizer, k, cfg.seed)
-        print(f"train: vocabulary {old} -> {len(tokenizer)} (K={k} units + control tokens)")
+    tokenizer = stage_tokenizer(cfg, args.base_model, args.data, args.num_units)
     st = SpeechTokenizer(tokenizer)
-    encoded = encode_stage(cfg, args.data, st)
-    if not encoded.samples:
-        raise ValueError(f"no training samples in {args.data} ({cfg.data_config})")
-    print(f"train: {len(encoded.samples)} samples from {cfg.data_config}; dropped over "
-          f"{cfg.max_length} tokens: {encoded.dropped_too_long}; real tokens "
-          f"{encoded.efficiency:.1%}", flush=True)  # fmt: skip
+    token_store = prepare_store(cfg, args.data, st, args.cache_dir, ranks)
+    samples = store.open_samples(token_store, cfg.max_length)
+    meta = token_store.meta
+    ranks.say(f"train: {len(samples)} samples from {cfg.data_config} ({meta['tokens']} tokens); "
+              f"dropped over {cfg.max_length} tokens: {meta['dropped_too_long']}; "
+              f"skipped rows: {meta['skipped'] or 'none'}")  # fmt: skip
+
+    config = ds.ds_config(cfg, ranks.world)
+    model = load_model(args.base_model, cfg.dtype, ranks.device,
+                       zero3_config=config if cfg.zero_stage == 3 else None)  # fmt: skip
+    if cfg.stage == 1:
+        old = resize(model, len(tokenizer), cfg.seed)
+        ranks.say(f"train: vocabulary {old} -> {len(tokenizer)} (K={st.k} units + control tokens)")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     if cfg.stage == 3:
         model = add_lora(model, cfg)
-        model.print_trainable_parameters()
+        if ranks.main:
+            model.print_trainable_parameters()
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.95),
                                   weight_decay=cfg.weight_decay)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
-    engine = initialize(model, optimizer, scheduler, cfg)
+    engine = ds.initialize(model, optimizer, scheduler, config)
     accumulation = engine.gradient_accumulation_steps()
 
     start = 0
     ckpt_dir = out / CHECKPOINTS
-    if args.resume and (ckpt_dir / "latest").exists():
-        _, client = engine.load_checkpoint(str(ckpt_dir))
+    tag = ranks.share(ds.latest_tag(ckpt_dir) if args.resume and ranks.main else None)
+    if tag:
+        _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
         start = client["step"]
-        torch.set_rng_state(client["rng"])
-        print(f"train: resumed at step {start} from {ckpt_dir}", flush=True)
-    metrics = Metrics(out, start)
+        if not ds.restore_rng(ckpt_dir / tag, ranks.rank):
+            ranks.say(f"train: {tag} has no RNG state for rank {ranks.rank}; reseeded")
+        ranks.say(f"train: resumed at step {start} from {ckpt_dir / tag}")
+    metrics = Metrics(out, start) if ranks.main else None
 
-    per_epoch = stage_data.batches(encoded.samples, cfg.micro_batch_size, cfg.seed, 0)
+    draw = sampler.MicroBatches(samples.lengths, cfg.micro_batch_size, cfg.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else st.eos
     engine.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", dynamic_ncols=True,
+               disable=not ranks.main)  # fmt: skip
     for step in range(start, cfg.steps):
-        tic, losses, tokens = time.perf_counter(), [], 0
-        for micro in range(accumulation):
-            m = step * accumulation + micro
-            epoch, index = divmod(m, len(per_epoch))
-            order = stage_data.batches(encoded.samples, cfg.micro_batch_size, cfg.seed, epoch)
-            batch = stage_data.collate(encoded.samples, order[index], pad)
+        tic, loss_sum, tokens = time.perf_counter(), 0.0, 0
+        for m in sampler.rank_micro_batches(step, ranks.world, accumulation, ranks.rank):
+            epoch, index = draw(m)
+            batch = stage_data.collate([samples[int(i)] for i in index], pad)
             loss = engine(**{k: v.to(engine.device) for k, v in batch.items()}).loss
             engine.backward(loss)
             engine.step()
-            losses.append(loss.item())
+            loss_sum += loss.item()
             tokens += int(batch["attention_mask"].sum())
-        row = {"step": step + 1, "loss": sum(losses) / len(losses),
-               "lr": scheduler.get_last_lr()[0],
-               "tokens_per_s": tokens / (time.perf_counter() - tic), "epoch": epoch}  # fmt: skip
-        if (step + 1) % cfg.log_steps == 0 or step + 1 == cfg.steps:
+        loss_sum, tokens = ranks.sum([loss_sum, tokens])
+        (elapsed,) = ranks.max([time.perf_counter() - tic])
+        row = {"step": step + 1, "loss": loss_sum / (accumulation * ranks.world),
+               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / elapsed,
+               "epoch": epoch}  # fmt: skip
+        if metrics and ((step + 1) % cfg.log_steps == 0 or step + 1 == cfg.steps):
             metrics.log(**row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
         bar.update(1)
         if (step + 1) % cfg.save_steps == 0 or step + 1 == cfg.steps:
-            client = {"step": step + 1, "rng": torch.get_rng_state()}
-            engine.save_checkpoint(str(ckpt_dir), tag=f"step{step + 1}", client_state=client)
+            save_checkpoint(engine, ckpt_dir, step + 1, cfg.keep_checkpoints, ranks)
     bar.close()
 
-    engine.module.save_pretrained(out)
+    state = ds.full_state_dict(engine)
+    ranks.barrier()
+    if not ranks.main:
+        return {}
+    engine.module.save_pretrained(out, state_dict=state)
     tokenizer.save_pretrained(out)
     rows = metrics.rows()
     plot_loss(rows, out / "loss.png", f"stage {cfg.stage}")
     summary = {
-        "stage": cfg.stage, "steps": cfg.steps, "samples": len(encoded.samples),
-        "dropped_too_long": encoded.dropped_too_long, "packing_efficiency": encoded.efficiency,
-        "dropped_tail_tokens": encoded.dropped_tail_tokens,
+        "stage": cfg.stage, "steps": cfg.steps, "world_size": ranks.world,
+        "accumulation": accumulation, "samples": len(samples), "rows": meta["rows"],
+        "tokens": meta["tokens"], "dropped_too_long": meta["dropped_too_long"],
+        "skipped_rows": meta["skipped"], "token_store": str(token_store.folder),
         # means over the first and last (up to) 5 logged steps: one batch's loss is noisy
         "first_loss": _mean_loss(rows[:5]), "final_loss": _mean_loss(rows[-5:]),
         "base_model": args.base_model, "data": args.data, "config": args.config,
+        "dtype": cfg.dtype, "zero_stage": cfg.zero_stage,
     }  # fmt: skip
+    if isinstance(samples, store.Blocks):
+        summary |= {"packing_efficiency": samples.efficiency,
+                    "dropped_tail_tokens": samples.dropped_tail_tokens}  # fmt: skip
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"train: stage {cfg.stage} done, loss {summary['first_loss']:.3f} -> "
           f"{summary['final_loss']:.3f}; model -> {out}", flush=True)  # fmt: skip
     return summary
+
+
+def save_checkpoint(engine, folder: Path, step: int, keep: int, ranks) -> None:
+    """All ranks write DeepSpeed's shards and their RNG; rank 0 then drops old checkpoints."""
+    tag = f"step{step}"
+    ds.save_rng(folder / tag, ranks.rank)  # before DeepSpeed writes `latest`
+    engine.save_checkpoint(str(folder), tag=tag, client_state={"step": step})
+    ranks.barrier()
+    if ranks.main:
+        ds.rotate(folder, keep)

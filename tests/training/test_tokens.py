@@ -2,7 +2,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from speechinstruct.templates import segments
-from training.data import IGNORE, encode_instructions, pack_units
+from training.data import IGNORE, instruction_sample, labels, prompt_head
 from training.init_model import train_tokenizer
 from training.tokens import CONTROL, INIT_NOISE, SpeechTokenizer, expand, unit_token
 
@@ -61,31 +61,14 @@ def test_prompt_masked_exactly_up_to_the_response():
     fields = {"text_instruction": "how are you", "text_response": "the cat sat",
               "speech_instruction": [1, 2], "speech_response": [3, 4, 5]}  # fmt: skip
     prompt, response = render("s2s", **fields)
-    enc = encode_instructions([{"prompt": prompt, "response": response}], st, 4096, ("s2s",))
-    ((ids, labels),) = enc.samples
-    first = next(i for i, y in enumerate(labels) if y != IGNORE)
-    assert all(y == IGNORE for y in labels[:first])
-    assert labels[first:] == ids[first:]
+    ids, n = instruction_sample({"prompt": prompt, "response": response}, st, ("s2s",),
+                                prompt_head(st))  # fmt: skip
+    targets = labels(ids, n)
+    first = next(i for i, y in enumerate(targets) if y != IGNORE)
+    assert first == n and all(y == IGNORE for y in targets[:first])
+    assert targets[first:] == ids[first:]
     _, r_seg = segments("s2s", **fields)
     assert ids[first:] == [*st.encode(r_seg), st.eos]
     assert tok.decode(ids[first:]).endswith("<eoa></s>")
     assert tok.decode(ids[:first]).endswith("[SpeechGPT]: ")
-    short = encode_instructions([{"prompt": prompt, "response": response}], st, first, ("s2s",))
-    assert short.samples == [] and short.dropped_too_long == 1
-
-
-def test_packing_fills_blocks():
-    model, tok = _tiny()
-    expand(model, tok, 20)
-    st = SpeechTokenizer(tok)
-    rows = [{"units": list(range(i % 20)) * 3} for i in range(40)]
-    enc = pack_units(rows, st, 64)
-    assert all(len(x) == len(y) == 64 for x, y in enc.samples)
-    total = sum(len(r["units"]) + 3 for r in rows)
-    assert len(enc.samples) == total // 64 and enc.efficiency == 1.0
-    assert enc.dropped_tail_tokens == total % 64
-    assert [t for x, _ in enc.samples for t in x] == [
-        t for r in rows for t in [*st.units(r["units"]), st.eos]
-    ][: 64 * len(enc.samples)]
-    (only,) = pack_units(rows[:2], st, 4096).samples  # shorter than a block: kept, padded
-    assert only[1].count(IGNORE) == 4096 - sum(len(r["units"]) + 3 for r in rows[:2])
+    assert tok.decode(ids[:first]).startswith("<s>You are an AI assistant")

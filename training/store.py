@@ -1,0 +1,294 @@
+"""The token store: a stage's samples tokenized once, streaming, into arrays on disk that
+every rank reads through ``numpy.memmap`` (as Megatron's ``.bin``/``.idx``).
+
+A store is a folder of ``tokens.bin`` (ids as uint16 when the vocabulary fits, else
+uint32), ``offsets.bin`` (int64, one more than the samples), ``prompt_lengths.bin``
+(int32: how many leading ids of each sample are prompt, masked from the loss) and
+``meta.json``, written last. It lives in ``<cache>/token-stores/`` under a key made of the
+dataset's fingerprint, the tokenizer's hash and the stage's settings, so a second run (or
+another rank) finds it; it is built in a temporary folder and renamed into place whole.
+
+Rows that cannot be parsed or encoded are skipped and counted by reason; over
+``MAX_BAD_SHARE`` of them stops the build with the counts. Samples over ``max_length``
+(stages 2–3) are dropped and counted, never cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, SYSTEM
+from training import data as stage_data
+from training.tokens import SpeechTokenizer
+
+VERSION = 1
+META = "meta.json"
+MAX_BAD_SHARE = 0.01
+BATCH_ROWS = 1000
+FLUSH_TOKENS = 1 << 22
+
+
+class TooManyBadRows(ValueError):
+    pass
+
+
+def cache_root() -> Path:
+    """``$SPEECHGPT_CACHE`` or ``~/.cache/speechgpt``: on a cluster, a filesystem all nodes see."""
+    return Path(os.environ.get("SPEECHGPT_CACHE") or Path.home() / ".cache" / "speechgpt")
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """A hash of everything that decides a tokenizer's ids."""
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:  # a slow (e.g. sentencepiece) tokenizer: its vocabulary and added tokens
+        h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    special = {k: str(v) for k, v in tokenizer.special_tokens_map.items()}
+    h.update(json.dumps(special, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What decides a store's contents besides the rows and the tokenizer."""
+
+    stage: int
+    data_config: str
+    max_length: int
+    system: str = SYSTEM
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return CROSS_MODAL if self.stage == 2 else CHAIN_OF_MODALITY
+
+
+def store_key(fingerprint: str, tok_hash: str, recipe: Recipe) -> str:
+    text = json.dumps([VERSION, fingerprint, tok_hash, recipe.__dict__], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class _Writer:
+    """Appends samples to the three arrays, a few MB at a time."""
+
+    def __init__(self, folder: Path, dtype):
+        self.dtype, self.total = dtype, 0
+        names = ("tokens", "offsets", "prompt_lengths")
+        self.files = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115
+        self.pending: list[np.ndarray] = []
+        self.offsets, self.prompts = [0], []
+        self.pending_tokens = 0
+
+    def add(self, ids, prompt_length: int) -> None:
+        ids = np.asarray(ids).astype(self.dtype, copy=False)
+        self.pending.append(ids)
+        self.total += len(ids)
+        self.pending_tokens += len(ids)
+        self.offsets.append(self.total)
+        self.prompts.append(prompt_length)
+        if self.pending_tokens >= FLUSH_TOKENS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.files["tokens"].write(np.concatenate(self.pending).tobytes())
+        self.files["offsets"].write(np.asarray(self.offsets, dtype=np.int64).tobytes())
+        self.files["prompt_lengths"].write(np.asarray(self.prompts, dtype=np.int32).tobytes())
+        self.pending, self.offsets, self.prompts, self.pending_tokens = [], [], [], 0
+
+    def close(self) -> None:
+        self.flush()
+        for f in self.files.values():
+            f.close()
+
+
+def _unit_rows(rows, st: SpeechTokenizer):
+    """Stage 1: ``(ids, 0)`` or a ``BadRow`` per row, reading Arrow batches vectorized."""
+    for table in rows.with_format("arrow").iter(batch_size=BATCH_ROWS):
+        column = table.column("units").combine_chunks()
+        lengths = pc.list_value_length(column).fill_null(-1).to_numpy()
+        flat = pc.list_flatten(column).to_numpy()
+        start = 0
+        for n in lengths:
+            units = None if n < 0 else flat[start : start + n]
+            start += max(n, 0)
+            try:
+                yield stage_data.unit_sample(units, st), 0
+            except stage_data.BadRow as e:
+                yield e
+
+
+def _instruction_rows(rows, st: SpeechTokenizer, recipe: Recipe):
+    head = stage_data.prompt_head(st, recipe.system)
+    for batch in rows.iter(batch_size=BATCH_ROWS):
+        for prompt, response in zip(batch["prompt"], batch["response"], strict=True):
+            try:
+                ids, n = stage_data.instruction_sample({"prompt": prompt, "response": response},
+                                                       st, recipe.names, head)  # fmt: skip
+            except stage_data.BadRow as e:
+                yield e
+                continue
+            if len(ids) > recipe.max_length:
+                yield stage_data.BadRow("too_long")
+            else:
+                yield ids, n
+
+
+def build(rows, st: SpeechTokenizer, recipe: Recipe, folder: Path, *, fingerprint: str = "",
+          progress: bool = True) -> Path:  # fmt: skip
+    """Tokenize ``rows`` (a ``datasets.Dataset``) into a store at ``folder``, whole or not at all.
+
+    Raises:
+        TooManyBadRows: more than ``MAX_BAD_SHARE`` of the rows could not be used.
+        ValueError: no usable row at all.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    vocab = len(st.tok)
+    dtype = np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32
+    writer = _Writer(partial, dtype)
+    counts: Counter = Counter()
+    tic = time.perf_counter()
+    samples = _unit_rows(rows, st) if recipe.stage == 1 else _instruction_rows(rows, st, recipe)
+    try:
+        for item in tqdm(samples, total=len(rows), desc=f"token store, stage {recipe.stage}",
+                         unit=" rows", disable=not progress, mininterval=5):  # fmt: skip
+            if isinstance(item, stage_data.BadRow):
+                counts[item.reason] += 1
+            else:
+                writer.add(*item)
+        writer.close()
+        bad = {k: v for k, v in counts.items() if k != "too_long"}
+        n_bad = sum(bad.values())
+        if len(rows) and n_bad / len(rows) > MAX_BAD_SHARE:
+            raise TooManyBadRows(
+                f"{n_bad} of {len(rows)} rows of {recipe.data_config} could not be used "
+                f"(over {MAX_BAD_SHARE:.0%}): {dict(sorted(bad.items()))}"
+            )
+        samples_kept = len(rows) - sum(counts.values())
+        if not samples_kept:
+            raise ValueError(f"no training samples in {recipe.data_config} ({dict(counts)})")
+        meta = {
+            "version": VERSION, "recipe": recipe.__dict__, "fingerprint": fingerprint,
+            "tokenizer": tokenizer_hash(st.tok), "dtype": np.dtype(dtype).name, "vocab": vocab,
+            "rows": len(rows), "samples": samples_kept, "tokens": writer.total,
+            "dropped_too_long": counts.pop("too_long", 0), "skipped": dict(sorted(counts.items())),
+            "build_seconds": round(time.perf_counter() - tic, 3),
+        }  # fmt: skip
+        (partial / META).write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            os.rename(partial, folder)
+        except OSError:  # another process put the same store there first
+            shutil.rmtree(partial)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return folder
+
+
+class TokenStore:
+    """A finished store, memory-mapped."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.meta = json.loads((self.folder / META).read_text())
+        self.tokens = self._map("tokens", self.meta["dtype"])
+        self.offsets = self._map("offsets", np.int64)
+        self.prompt_lengths = self._map("prompt_lengths", np.int32)
+
+    def _map(self, name: str, dtype) -> np.ndarray:
+        return np.memmap(self.folder / f"{name}.bin", dtype=dtype, mode="r")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+class Instructions:
+    """Stages 2–3: sample ``i`` is the store's sample ``i``, its prompt masked."""
+
+    def __init__(self, store: TokenStore):
+        self.store = store
+        self.lengths = np.diff(store.offsets)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, list[int]]:
+        s = self.store
+        ids = np.asarray(s.tokens[s.offsets[i] : s.offsets[i + 1]], dtype=np.int64)
+        return ids, stage_data.labels(ids, int(s.prompt_lengths[i]))
+
+
+class Blocks:
+    """Stage 1: the store's token stream cut into full blocks of ``block`` tokens.
+
+    As ``run_clm``'s ``group_texts``, the tail shorter than a block is dropped (counted in
+    ``dropped_tail_tokens``) unless it is all there is, so every block is real tokens.
+    """
+
+    def __init__(self, store: TokenStore, block: int):
+        self.store, self.block = store, block
+        total = len(store.tokens)
+        self.count = total // block or (1 if total else 0)
+        self.real_tokens = min(total, self.count * block)
+        self.dropped_tail_tokens = total - self.real_tokens
+        self.lengths = np.full(self.count, min(block, total), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        start = b * self.block
+        ids = np.asarray(self.store.tokens[start : start + self.block], dtype=np.int64)
+        return ids, ids
+
+    @property
+    def efficiency(self) -> float:
+        return self.real_tokens / (self.count * self.block) if self.count else 0.0
+
+
+def open_samples(store: TokenStore, block: int) -> Instructions | Blocks:
+    return Blocks(store, block) if store.meta["recipe"]["stage"] == 1 else Instructions(store)
+
+
+def locate(rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None) -> Path:
+    """Where the store of these rows, tokenizer and recipe lives (built or not)."""
+    key = store_key(rows._fingerprint, tokenizer_hash(st.tok), recipe)
+    name = f"stage{recipe.stage}-{recipe.data_config}-{key}"
+    return (cache or cache_root()) / "token-stores" / name
+
+
+def prepare(rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None,
+            progress: bool = True) -> Path:  # fmt: skip
+    """The store's folder, built now unless a finished one is there."""
+    folder = locate(rows, st, recipe, cache)
+    if not (folder / META).exists():
+        build(rows, st, recipe, folder, fingerprint=rows._fingerprint, progress=progress)
+    return folder
+
+
+def wait_for(folder: Path, poll_s: float = 2.0, say=print) -> TokenStore:
+    """Block until another process (rank 0) has finished the store at ``folder``."""
+    waited, next_note = 0.0, 60.0
+    while not (folder / META).exists():
+        time.sleep(poll_s)
+        waited += poll_s
+        if waited >= next_note:
+            say(f"train: waiting {waited:.0f} s for the token store at {folder} (built by rank "
+                "0; on several nodes --cache-dir must be a filesystem they share)")  # fmt: skip
+            next_note *= 2
+    return TokenStore(folder)
