@@ -64,8 +64,9 @@ def unit_sample(units, st: SpeechTokenizer) -> np.ndarray:
     return np.concatenate([[st.sosp], ids, [st.eosp, st.eos]])
 
 
-def instruction_sample(row: dict, st: SpeechTokenizer, names: tuple[str, ...],
-                       head: list[int]) -> tuple[list[int], int]:  # fmt: skip
+def instruction_sample(
+    row: dict, st: SpeechTokenizer, names: tuple[str, ...], head: list[int]
+) -> tuple[list[int], int]:
     """Stages 2–3: the ids of ``head + prompt + response </s>`` and how many are prompt."""
     prompt, response = row.get("prompt"), row.get("response")
     if not isinstance(prompt, str) or not isinstance(response, str):
@@ -82,10 +83,11 @@ def instruction_sample(row: dict, st: SpeechTokenizer, names: tuple[str, ...],
     return p_ids + r_ids, len(p_ids)
 
 
-def labels(ids, prompt_length: int) -> list[int]:
+def labels(ids, prompt_length: int) -> np.ndarray:
     """The targets of a sample: its ids, the first ``prompt_length`` masked."""
-    ids = list(ids)
-    return [IGNORE] * prompt_length + ids[prompt_length:]
+    out = np.array(ids, dtype=np.int64)
+    out[:prompt_length] = IGNORE
+    return out
 
 
 def collate(samples: list[tuple], pad_id: int) -> dict[str, torch.Tensor]:

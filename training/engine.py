@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+
 def single_process_defaults() -> None:
     """What the launchers would set, for one process; DS_ACCELERATOR=cpu without CUDA."""
     if not torch.cuda.is_available():
@@ -26,8 +27,13 @@ def single_process_defaults() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {"LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(port)}  # fmt: skip
+        env = {
+            "LOCAL_RANK": "0",
+            "RANK": "0",
+            "WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
         for key, value in env.items():
             os.environ.setdefault(key, value)
 
@@ -96,8 +102,11 @@ def init_distributed() -> Ranks:
 
 def ds_config(cfg, world_size: int) -> dict:
     """The DeepSpeed config of a stage: ZeRO stage, accumulation, clipping, mixed precision."""
-    zero = {"stage": cfg.zero_stage, "overlap_comm": torch.cuda.is_available(),
-            "contiguous_gradients": True}  # fmt: skip
+    zero = {
+        "stage": cfg.zero_stage,
+        "overlap_comm": torch.cuda.is_available(),
+        "contiguous_gradients": True,
+    }
     if cfg.zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
     return {
@@ -137,8 +146,11 @@ def _rng_path(folder: Path, rank: int) -> Path:
 
 
 def save_rng(folder: Path, rank: int) -> None:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "python": random.getstate()}  # fmt: skip
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,8 +181,11 @@ def latest_tag(folder: Path) -> str | None:
 
 def rotate(folder: Path, keep: int) -> list[str]:
     """Delete all but the last ``keep`` ``stepN`` checkpoints; returns the deleted tags."""
-    tags = sorted((int(m.group(1)), p.name) for p in folder.iterdir()
-                  if p.is_dir() and (m := TAG.fullmatch(p.name)))  # fmt: skip
+    tags = sorted(
+        (int(m.group(1)), p.name)
+        for p in folder.iterdir()
+        if p.is_dir() and (m := TAG.fullmatch(p.name))
+    )
     old = [name for _, name in tags[:-keep]]
     for name in old:
         shutil.rmtree(folder / name, ignore_errors=True)

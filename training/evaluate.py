@@ -64,8 +64,8 @@ def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...]) -> list:
 def heldout_loss(model, samples: list) -> float:
     total, count = 0.0, 0
     for ids, labels in samples:
-        out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-        n = sum(1 for y in labels[1:] if y != stage_data.IGNORE)
+        out = model(input_ids=torch.tensor([ids]), labels=torch.as_tensor(labels)[None])
+        n = int((labels[1:] != stage_data.IGNORE).sum())
         total, count = total + out.loss.item() * n, count + n
     return total / count if count else math.nan
 

@@ -19,8 +19,12 @@ def load_tokenizer(path: str):
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_model(path: str, dtype: str = "fp32", device: torch.device | str = "cpu",
-               zero3_config: dict | None = None):  # fmt: skip
+def load_model(
+    path: str,
+    dtype: str = "fp32",
+    device: torch.device | str = "cpu",
+    zero3_config: dict | None = None,
+):
     """A causal LM in ``dtype`` on ``device`` (or partitioned, under ZeRO-3)."""
     from transformers import AutoModelForCausalLM
 
@@ -29,7 +33,7 @@ def load_model(path: str, dtype: str = "fp32", device: torch.device | str = "cpu
     if zero3_config is not None:
         from transformers.integrations import HfDeepSpeedConfig
 
-        keep_alive = HfDeepSpeedConfig(zero3_config)  # noqa: F841  (read by from_pretrained)
+        keep_alive = HfDeepSpeedConfig(zero3_config)  # from_pretrained reads it
     elif torch.device(device).type != "cpu":
         kwargs["device_map"] = {"": torch.device(device)}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)

@@ -110,9 +110,10 @@ class _Writer:
         self.pending, self.offsets, self.prompts, self.pending_tokens = [], [], [], 0
 
     def close(self) -> None:
-        self.flush()
-        for f in self.files.values():
-            f.close()
+        if not self.files["tokens"].closed:
+            self.flush()
+            for f in self.files.values():
+                f.close()
 
 
 def _unit_rows(rows, st: SpeechTokenizer):
@@ -136,8 +137,9 @@ def _instruction_rows(rows, st: SpeechTokenizer, recipe: Recipe):
     for batch in rows.iter(batch_size=BATCH_ROWS):
         for prompt, response in zip(batch["prompt"], batch["response"], strict=True):
             try:
-                ids, n = stage_data.instruction_sample({"prompt": prompt, "response": response},
-                                                       st, recipe.names, head)  # fmt: skip
+                ids, n = stage_data.instruction_sample(
+                    {"prompt": prompt, "response": response}, st, recipe.names, head
+                )
             except stage_data.BadRow as e:
                 yield e
                 continue
@@ -147,8 +149,15 @@ def _instruction_rows(rows, st: SpeechTokenizer, recipe: Recipe):
                 yield ids, n
 
 
-def build(rows, st: SpeechTokenizer, recipe: Recipe, folder: Path, *, fingerprint: str = "",
-          progress: bool = True) -> Path:  # fmt: skip
+def build(
+    rows,
+    st: SpeechTokenizer,
+    recipe: Recipe,
+    folder: Path,
+    *,
+    fingerprint: str = "",
+    progress: bool = True,
+) -> Path:
     """Tokenize ``rows`` (a ``datasets.Dataset``) into a store at ``folder``, whole or not at all.
 
     Raises:
@@ -164,8 +173,14 @@ def build(rows, st: SpeechTokenizer, recipe: Recipe, folder: Path, *, fingerprin
     tic = time.perf_counter()
     samples = _unit_rows(rows, st) if recipe.stage == 1 else _instruction_rows(rows, st, recipe)
     try:
-        for item in tqdm(samples, total=len(rows), desc=f"token store, stage {recipe.stage}",
-                         unit=" rows", disable=not progress, mininterval=5):  # fmt: skip
+        for item in tqdm(
+            samples,
+            total=len(rows),
+            desc=f"token store, stage {recipe.stage}",
+            unit=" rows",
+            disable=not progress,
+            mininterval=5,
+        ):
             if isinstance(item, stage_data.BadRow):
                 counts[item.reason] += 1
             else:
@@ -182,12 +197,19 @@ def build(rows, st: SpeechTokenizer, recipe: Recipe, folder: Path, *, fingerprin
         if not samples_kept:
             raise ValueError(f"no training samples in {recipe.data_config} ({dict(counts)})")
         meta = {
-            "version": VERSION, "recipe": recipe.__dict__, "fingerprint": fingerprint,
-            "tokenizer": tokenizer_hash(st.tok), "dtype": np.dtype(dtype).name, "vocab": vocab,
-            "rows": len(rows), "samples": samples_kept, "tokens": writer.total,
-            "dropped_too_long": counts.pop("too_long", 0), "skipped": dict(sorted(counts.items())),
+            "version": VERSION,
+            "recipe": recipe.__dict__,
+            "fingerprint": fingerprint,
+            "tokenizer": tokenizer_hash(st.tok),
+            "dtype": np.dtype(dtype).name,
+            "vocab": vocab,
+            "rows": len(rows),
+            "samples": samples_kept,
+            "tokens": writer.total,
+            "dropped_too_long": counts.pop("too_long", 0),
+            "skipped": dict(sorted(counts.items())),
             "build_seconds": round(time.perf_counter() - tic, 3),
-        }  # fmt: skip
+        }
         (partial / META).write_text(json.dumps(meta, indent=1) + "\n")
         try:
             os.rename(partial, folder)
@@ -272,8 +294,9 @@ def locate(rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None)
     return (cache or cache_root()) / "token-stores" / name
 
 
-def prepare(rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None,
-            progress: bool = True) -> Path:  # fmt: skip
+def prepare(
+    rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None, progress: bool = True
+) -> Path:
     """The store's folder, built now unless a finished one is there."""
     folder = locate(rows, st, recipe, cache)
     if not (folder / META).exists():
@@ -288,7 +311,9 @@ def wait_for(folder: Path, poll_s: float = 2.0, say=print) -> TokenStore:
         time.sleep(poll_s)
         waited += poll_s
         if waited >= next_note:
-            say(f"train: waiting {waited:.0f} s for the token store at {folder} (built by rank "
-                "0; on several nodes --cache-dir must be a filesystem they share)")  # fmt: skip
+            say(
+                f"train: waiting {waited:.0f} s for the token store at {folder} (built by rank "
+                "0; on several nodes --cache-dir must be a filesystem they share)"
+            )
             next_note *= 2
     return TokenStore(folder)

@@ -52,7 +52,7 @@ def _gathered(params):
 
 
 def resize(model, size: int, seed: int = 0) -> int:
-    """Grow embeddings and head to ``size`` rows, new rows near the old mean; returns the old size."""
+    """Grow embeddings and head to ``size`` rows, new rows near the old mean; returns old size."""
     old = model.get_input_embeddings().num_embeddings  # also true of partitioned weights
     if size <= old:
         return old

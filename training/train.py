@@ -39,8 +39,13 @@ CHECKPOINTS = "checkpoints"
 def add_lora(model, cfg):
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")  # fmt: skip
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_targets),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -71,7 +76,7 @@ def stage_tokenizer(cfg, base_model: str, data: str, num_units: int | None):
     return tokenizer
 
 
-def prepare_store(cfg, data: str, st: SpeechTokenizer, cache: Path | None, ranks) -> store.TokenStore:
+def prepare_store(cfg, data: str, st: SpeechTokenizer, cache: Path | None, ranks):
     """Rank 0 finds or builds the stage's token store; the other ranks wait for it."""
     recipe = store.Recipe(cfg.stage, cfg.data_config, cfg.max_length)
     folder = None
@@ -93,9 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a published SpeechInstruct folder or Hub id")
     parser.add_argument("--base-model", required=True)
     parser.add_argument("--num-units", type=int, help="K (default: from the dataset's build.json)")
-    parser.add_argument("--cache-dir", type=Path,
-                        help="where token stores live (default: $SPEECHGPT_CACHE or "
-                             "~/.cache/speechgpt); on several nodes, a filesystem they share")  # fmt: skip
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where token stores live (default: $SPEECHGPT_CACHE or "
+        "~/.cache/speechgpt); on several nodes, a filesystem they share",
+    )
 
 
 def load_config(parser, args, **overrides):
@@ -117,6 +125,11 @@ def run(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = load_config(parser, args, steps=args.steps, seed=args.seed, dtype=args.dtype)
     ranks = ds.init_distributed()
+    if not ranks.main:  # one progress bar and one set of messages: rank 0's
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
     torch.manual_seed(cfg.seed)
     out = Path(args.output)
     if ranks.main:
@@ -127,13 +140,19 @@ def run(argv: list[str] | None = None) -> dict:
     token_store = prepare_store(cfg, args.data, st, args.cache_dir, ranks)
     samples = store.open_samples(token_store, cfg.max_length)
     meta = token_store.meta
-    ranks.say(f"train: {len(samples)} samples from {cfg.data_config} ({meta['tokens']} tokens); "
-              f"dropped over {cfg.max_length} tokens: {meta['dropped_too_long']}; "
-              f"skipped rows: {meta['skipped'] or 'none'}")  # fmt: skip
+    ranks.say(
+        f"train: {len(samples)} samples from {cfg.data_config} ({meta['tokens']} tokens); "
+        f"dropped over {cfg.max_length} tokens: {meta['dropped_too_long']}; "
+        f"skipped rows: {meta['skipped'] or 'none'}"
+    )
 
     config = ds.ds_config(cfg, ranks.world)
-    model = load_model(args.base_model, cfg.dtype, ranks.device,
-                       zero3_config=config if cfg.zero_stage == 3 else None)  # fmt: skip
+    model = load_model(
+        args.base_model,
+        cfg.dtype,
+        ranks.device,
+        zero3_config=config if cfg.zero_stage == 3 else None,
+    )
     if cfg.stage == 1:
         old = resize(model, len(tokenizer), cfg.seed)
         ranks.say(f"train: vocabulary {old} -> {len(tokenizer)} (K={st.k} units + control tokens)")
@@ -146,8 +165,9 @@ def run(argv: list[str] | None = None) -> dict:
             model.print_trainable_parameters()
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.95),
-                                  weight_decay=cfg.weight_decay)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        trainable, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     engine = ds.initialize(model, optimizer, scheduler, config)
     accumulation = engine.gradient_accumulation_steps()
@@ -166,8 +186,13 @@ def run(argv: list[str] | None = None) -> dict:
     draw = sampler.MicroBatches(samples.lengths, cfg.micro_batch_size, cfg.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else st.eos
     engine.train()
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", dynamic_ncols=True,
-               disable=not ranks.main)  # fmt: skip
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=f"stage {cfg.stage}",
+        dynamic_ncols=True,
+        disable=not ranks.main,
+    )
     for step in range(start, cfg.steps):
         tic, loss_sum, tokens = time.perf_counter(), 0.0, 0
         for m in sampler.rank_micro_batches(step, ranks.world, accumulation, ranks.rank):
@@ -180,9 +205,13 @@ def run(argv: list[str] | None = None) -> dict:
             tokens += int(batch["attention_mask"].sum())
         loss_sum, tokens = ranks.sum([loss_sum, tokens])
         (elapsed,) = ranks.max([time.perf_counter() - tic])
-        row = {"step": step + 1, "loss": loss_sum / (accumulation * ranks.world),
-               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / elapsed,
-               "epoch": epoch}  # fmt: skip
+        row = {
+            "step": step + 1,
+            "loss": loss_sum / (accumulation * ranks.world),
+            "lr": scheduler.get_last_lr()[0],
+            "tokens_per_s": tokens / elapsed,
+            "epoch": epoch,
+        }
         if metrics and ((step + 1) % cfg.log_steps == 0 or step + 1 == cfg.steps):
             metrics.log(**row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
@@ -200,21 +229,36 @@ def run(argv: list[str] | None = None) -> dict:
     rows = metrics.rows()
     plot_loss(rows, out / "loss.png", f"stage {cfg.stage}")
     summary = {
-        "stage": cfg.stage, "steps": cfg.steps, "world_size": ranks.world,
-        "accumulation": accumulation, "samples": len(samples), "rows": meta["rows"],
-        "tokens": meta["tokens"], "dropped_too_long": meta["dropped_too_long"],
-        "skipped_rows": meta["skipped"], "token_store": str(token_store.folder),
+        "stage": cfg.stage,
+        "steps": cfg.steps,
+        "world_size": ranks.world,
+        "accumulation": accumulation,
+        "samples": len(samples),
+        "rows": meta["rows"],
+        "tokens": meta["tokens"],
+        "dropped_too_long": meta["dropped_too_long"],
+        "skipped_rows": meta["skipped"],
+        "token_store": str(token_store.folder),
         # means over the first and last (up to) 5 logged steps: one batch's loss is noisy
-        "first_loss": _mean_loss(rows[:5]), "final_loss": _mean_loss(rows[-5:]),
-        "base_model": args.base_model, "data": args.data, "config": args.config,
-        "dtype": cfg.dtype, "zero_stage": cfg.zero_stage,
-    }  # fmt: skip
+        "first_loss": _mean_loss(rows[:5]),
+        "final_loss": _mean_loss(rows[-5:]),
+        "base_model": args.base_model,
+        "data": args.data,
+        "config": args.config,
+        "dtype": cfg.dtype,
+        "zero_stage": cfg.zero_stage,
+    }
     if isinstance(samples, store.Blocks):
-        summary |= {"packing_efficiency": samples.efficiency,
-                    "dropped_tail_tokens": samples.dropped_tail_tokens}  # fmt: skip
+        summary |= {
+            "packing_efficiency": samples.efficiency,
+            "dropped_tail_tokens": samples.dropped_tail_tokens,
+        }
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"train: stage {cfg.stage} done, loss {summary['first_loss']:.3f} -> "
-          f"{summary['final_loss']:.3f}; model -> {out}", flush=True)  # fmt: skip
+    print(
+        f"train: stage {cfg.stage} done, loss {summary['first_loss']:.3f} -> "
+        f"{summary['final_loss']:.3f}; model -> {out}",
+        flush=True,
+    )
     return summary
 
 

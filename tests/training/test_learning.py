@@ -38,9 +38,20 @@ def test_stage2_reproduces_its_training_responses(stages, published, tmp_path):
     cfg = yaml.safe_load((CONFIGS / "tiny" / "stage2.yaml").read_text())
     cfg.update(steps=120, save_steps=1000, warmup_steps=5)
     (tmp_path / "stage2.yaml").write_text(yaml.safe_dump(cfg))
-    train.run(["--stage", "2", "--config", str(tmp_path / "stage2.yaml"),
-               "--data", str(tmp_path / "four"), "--base-model", stages[1],
-               "--output", str(tmp_path / "model")])  # fmt: skip
+    train.run(
+        [
+            "--stage",
+            "2",
+            "--config",
+            str(tmp_path / "stage2.yaml"),
+            "--data",
+            str(tmp_path / "four"),
+            "--base-model",
+            stages[1],
+            "--output",
+            str(tmp_path / "model"),
+        ]
+    )
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
     st = SpeechTokenizer(AutoTokenizer.from_pretrained(tmp_path / "model"))
     for row in rows:

@@ -32,10 +32,21 @@ def _metrics(folder) -> list[dict]:
 def _torchrun(argv: list[str]) -> subprocess.Popen:
     """``torchrun --nproc_per_node 2 -m speechgpt.cli train …`` in its own process group."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER}  # not this process's group
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "speechgpt.cli", "train", *argv]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "speechgpt.cli",
+        "train",
+        *argv,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
 
 
 def _finish(proc: subprocess.Popen) -> str:
@@ -50,11 +61,26 @@ def runs(stages, published, tmp_path_factory) -> dict:
     and on 2 ranks (accumulation 1)."""
     work = tmp_path_factory.mktemp("ranks")
     cfg = yaml.safe_load((CONFIGS / "tiny" / "stage2.yaml").read_text())
-    cfg.update(micro_batch_size=2, batch_size=4, lr=1e-3, warmup_steps=2, steps=STEPS,
-               save_steps=2, keep_checkpoints=2)  # fmt: skip
+    cfg.update(
+        micro_batch_size=2,
+        batch_size=4,
+        lr=1e-3,
+        warmup_steps=2,
+        steps=STEPS,
+        save_steps=2,
+        keep_checkpoints=2,
+    )
     (work / "stage2.yaml").write_text(yaml.safe_dump(cfg))
-    argv = ["--stage", "2", "--config", str(work / "stage2.yaml"), "--data", published,
-            "--base-model", stages[1]]  # fmt: skip
+    argv = [
+        "--stage",
+        "2",
+        "--config",
+        str(work / "stage2.yaml"),
+        "--data",
+        published,
+        "--base-model",
+        stages[1],
+    ]
     one = train.run([*argv, "--output", str(work / "one")])
     log = _finish(_torchrun([*argv, "--output", str(work / "two")]))
     return {"work": work, "argv": argv, "one": one, "two_log": log}
@@ -87,8 +113,10 @@ def test_checkpoints_rotate_and_hold_every_ranks_rng(runs):
     tags = sorted(p.name for p in ckpt.iterdir() if p.is_dir())
     assert tags == ["step4", "step6"]  # keep_checkpoints: 2 of step2, step4, step6
     assert (ckpt / "latest").read_text().strip() == "step6"
-    assert {p.name for p in (ckpt / "step6").glob("rng_rank*.pt")} == {"rng_rank0.pt",
-                                                                       "rng_rank1.pt"}  # fmt: skip
+    assert {p.name for p in (ckpt / "step6").glob("rng_rank*.pt")} == {
+        "rng_rank0.pt",
+        "rng_rank1.pt",
+    }
 
 
 def test_killed_two_rank_run_resumes_exactly(runs):

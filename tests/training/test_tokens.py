@@ -12,9 +12,15 @@ TEXTS = ["hello there, how are you today?", "the cat sat on the mat", "please sa
 def _tiny() -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     tok = train_tokenizer(TEXTS, 300)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
-                      tie_word_embeddings=False)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        tie_word_embeddings=False,
+    )
     return LlamaForCausalLM(cfg), tok
 
 
@@ -24,8 +30,10 @@ def test_expand_keeps_old_rows_and_inits_new_rows_at_the_mean():
     before_out = model.get_output_embeddings().weight.detach().clone()
     old = expand(model, tok, 50)
     assert old == before_in.shape[0] and len(tok) == old + 50 + len(CONTROL)
-    for after, before in ((model.get_input_embeddings().weight, before_in),
-                          (model.get_output_embeddings().weight, before_out)):  # fmt: skip
+    for after, before in (
+        (model.get_input_embeddings().weight, before_in),
+        (model.get_output_embeddings().weight, before_out),
+    ):
         assert after.shape[0] == len(tok)
         torch.testing.assert_close(after[:old], before)  # eq. 2: old rows kept
         new = after[old:].detach()
@@ -58,12 +66,17 @@ def test_prompt_masked_exactly_up_to_the_response():
     st = SpeechTokenizer(tok)
     from speechinstruct.templates import render
 
-    fields = {"text_instruction": "how are you", "text_response": "the cat sat",
-              "speech_instruction": [1, 2], "speech_response": [3, 4, 5]}  # fmt: skip
+    fields = {
+        "text_instruction": "how are you",
+        "text_response": "the cat sat",
+        "speech_instruction": [1, 2],
+        "speech_response": [3, 4, 5],
+    }
     prompt, response = render("s2s", **fields)
-    ids, n = instruction_sample({"prompt": prompt, "response": response}, st, ("s2s",),
-                                prompt_head(st))  # fmt: skip
-    targets = labels(ids, n)
+    ids, n = instruction_sample(
+        {"prompt": prompt, "response": response}, st, ("s2s",), prompt_head(st)
+    )
+    targets = labels(ids, n).tolist()
     first = next(i for i, y in enumerate(targets) if y != IGNORE)
     assert first == n and all(y == IGNORE for y in targets[:first])
     assert targets[first:] == ids[first:]
