@@ -66,16 +66,11 @@ def draw_pictures(build: str, folder: Path, configs: list[str], info: dict,
     return drawn
 
 
-def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
-         pictures: dict[str, str] | None = None) -> str:  # fmt: skip
-    """The dataset card: YAML header for ``datasets``/the Hub, then how it was made.
-
-    ``pictures`` (``{file name under PLOTS/: caption}``) are shown as relative image links.
-    """
-    configs = [c for c in CONFIGS if counts.get(c)]
-    header = {
+def card_header(counts: dict[str, dict[str, dict[str, int]]], configs: list[str]) -> dict:
+    """The card's YAML header: configs with their ``data_files`` globs, features, splits."""
+    return {
         "configs": [
-            {"config_name": c, "default": c == "cross_modal",
+            {"config_name": c, "default": c == configs[0],
              "data_files": [{"split": s, "path": f"data/{c}/{s}-*.parquet"} for s in counts[c]]}
             for c in configs
         ],
@@ -88,6 +83,16 @@ def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
         "task_categories": ["automatic-speech-recognition", "text-to-speech", "text-generation"],
         "tags": ["speech", "discrete-units", "speechgpt", "speechinstruct"],
     }  # fmt: skip
+
+
+def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
+         pictures: dict[str, str] | None = None) -> str:  # fmt: skip
+    """The dataset card: YAML header for ``datasets``/the Hub, then how it was made.
+
+    ``pictures`` (``{file name under PLOTS/: caption}``) are shown as relative image links.
+    """
+    configs = [c for c in CONFIGS if counts.get(c)]
+    header = card_header(counts, configs)
     ex = info.get("extractor", {})
     rows = "\n".join(f"| `{c}` | {s} | {n['num_examples']} |"
                      for c in configs for s, n in counts[c].items())  # fmt: skip

@@ -22,6 +22,10 @@ JOBS: dict[str, tuple[str, str]] = {
     ),
     "build": ("pipelines.build", "SpeechInstruct tables from unit shards and chats (Beam)"),
     "publish": ("pipelines.publish", "a build output -> a dataset folder with its card"),
+    "import-speechinstruct": (
+        "pipelines.import_speechinstruct",
+        "the released SpeechInstruct jsonl files -> a dataset folder (rejects kept)",
+    ),
     "init-model": ("training.init_model", "a tiny random Llama + BPE tokenizer for offline runs"),
     "prepare": ("training.prepare", "tokenize a stage's data into its token store, ahead of train"),
     "train": ("training.train", "one training stage (1, 2 or 3) on DeepSpeed"),

@@ -12,6 +12,8 @@ from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import LAYOUT, make_corpora
 from speechinstruct.t2u import train as t2u_train
 
+pytest_plugins = ["tests.browser"]  # the `browser` fixture of the web tests
+
 SAMPLE_UTTERANCES = 32
 K = 16
 CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)

@@ -39,10 +39,20 @@ def load_split(data: str, config: str, split: str):
     return load_dataset(data, config, split=split)
 
 
-def dataset_units(data: str) -> int | None:
-    """K recorded by ``publish`` in a local dataset folder, if there is one."""
+def dataset_info(data: str) -> dict:
+    """What ``publish`` or ``import-speechinstruct`` recorded in a local dataset folder."""
     info = Path(data, "build.json")
-    return json.loads(info.read_text())["extractor"]["k"] if info.exists() else None
+    return json.loads(info.read_text()) if info.exists() else {}
+
+
+def dataset_units(data: str) -> int | None:
+    """K recorded in a local dataset folder, if there is one."""
+    return dataset_info(data).get("extractor", {}).get("k")
+
+
+def dataset_style(data: str) -> str:
+    """The prompt style of a dataset's rows: ``released`` for imported release files."""
+    return dataset_info(data).get("prompt_style", "paper")
 
 
 def prompt_head(st: SpeechTokenizer, system: str = SYSTEM) -> list[int]:
@@ -81,6 +91,24 @@ def instruction_sample(
     except (ValueError, KeyError) as e:
         raise BadRow("does_not_encode", str(e)) from None
     return p_ids + r_ids, len(p_ids)
+
+
+def released_sample(row: dict, st: SpeechTokenizer, rt) -> tuple[list[int], int]:
+    """A row in the released format (``prompt`` = system prompt + ``[Human]: …
+    [SpeechGPT]: ``; ``response`` = the answer through ``<eoa>``) tokenized as the released
+    model is asked (``rt``: a ``released.ReleasedTokenizer``): the prompt as one string, the
+    answer as the next; ``</s>`` appended; the loss on the answer only."""
+    prompt, response = row.get("prompt"), row.get("response")
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise BadRow("missing_field", "prompt and response must be strings")
+    if not prompt.rstrip().endswith("[SpeechGPT]:") or "<eoa>" not in response:
+        raise BadRow("does_not_parse", "not a released-format turn")
+    try:
+        asked = rt(prompt, bos=True)
+        ids = [*asked, *rt(response, bos=False), st.eos]
+    except KeyError as e:
+        raise BadRow("does_not_encode", str(e)) from None
+    return ids, len(asked)
 
 
 def labels(ids, prompt_length: int) -> np.ndarray:

@@ -14,6 +14,8 @@ import torch
 from speechinstruct.t2u.model import normalize_text
 from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse_answer, segments
 from training import data as stage_data
+from training import released
+from training.model import STYLES, add_device_arguments, load_for_inference, prompt_style
 from training.tokens import SpeechTokenizer
 
 ASR_DESCRIPTION = "Can you transcribe the speech into a written format?"
@@ -35,17 +37,6 @@ JUDGE_PROMPT = """You are evaluating a response that has been submitted for an i
 [END DATA]
 Does the response meet the criterion? You should only write out your score in this format: "My score is: "
 """  # noqa: E501  (Appendix F, verbatim)
-
-
-def load_model(path: str, lora: str | None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    if lora:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, lora)
-    return model.eval(), AutoTokenizer.from_pretrained(lora or path)
 
 
 def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...]) -> list:
@@ -70,21 +61,51 @@ def heldout_loss(model, samples: list) -> float:
     return total / count if count else math.nan
 
 
+def prompt_ids(st: SpeechTokenizer, name: str, fields: dict, rt=None) -> list[int]:
+    """The question of template ``name``: ours, or as the released model was asked (``rt``:
+    a ``released.ReleasedTokenizer``)."""
+    if rt is None:
+        prompt, _ = segments(name, **fields)
+        return stage_data.prompt_head(st) + st.encode(prompt)
+    if name == "asr":  # the released cross-modal format
+        pieces = [
+            ("markup", f"[Human]: {fields['description']} This is input: "),
+            ("speech", fields["speech"]),
+            ("markup", "<eoh> [SpeechGPT]: "),
+        ]
+    elif name in ("s2s", "s2t"):
+        pieces = released.question(units=fields["speech_instruction"])
+    else:
+        pieces = released.question(text=fields["text_instruction"])
+    return released.head(rt) + rt.encode(pieces)
+
+
 @torch.inference_mode()
-def answer(model, st: SpeechTokenizer, name: str, fields: dict, max_new_tokens: int) -> str:
-    prompt, _ = segments(name, **fields)
-    ids = stage_data.prompt_head(st) + st.encode(prompt)
-    eoa = st.tok.convert_tokens_to_ids("<eoa>")
-    out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False,
-                         eos_token_id=[eoa, st.eos], pad_token_id=st.eos)  # fmt: skip
+def answer(
+    model, st: SpeechTokenizer, name: str, fields: dict, max_new_tokens: int, rt=None
+) -> str:
+    """The greedy answer, up to and including ``<eoa>`` (a token, or pieces with ``rt``)."""
+    ids = prompt_ids(st, name, fields, rt)
+    if rt is None:
+        stop = {"eos_token_id": [st.tok.convert_tokens_to_ids("<eoa>"), st.eos]}
+    else:
+        stop = {"eos_token_id": st.eos, "stop_strings": [released.EOA], "tokenizer": st.tok}
+    out = model.generate(
+        torch.tensor([ids], device=model.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=st.eos,
+        **stop,
+    )
     return st.tok.decode(out[0, len(ids) :], skip_special_tokens=False)
 
 
 def judge(client, model: str, inst: str, resp: str) -> float | None:
     reply = client.chat.completions.create(
-        model=model, temperature=0,
+        model=model,
+        temperature=0,
         messages=[{"role": "user", "content": JUDGE_PROMPT.format(inst=inst, resp=resp)}],
-    )  # fmt: skip
+    )
     match = re.search(r"My score is:\s*([1-5])", reply.choices[0].message.content or "")
     return float(match.group(1)) if match else None
 
@@ -99,12 +120,27 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--judge-model", help="chat model for the ChatGPT Score (Appendix F)")
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint for the judge")
     parser.add_argument("--output", help="where to write eval.json (default: beside the model)")
+    parser.add_argument(
+        "--prompt-style",
+        choices=STYLES,
+        help="how to ask: paper or released (default: what the model records)",
+    )
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
     import jiwer
 
-    model, tokenizer = load_model(args.model, args.lora)
+    model, tokenizer = load_for_inference(args.model, args.lora, args.device, args.dtype)
     st = SpeechTokenizer(tokenizer)
-    report: dict = {"model": args.model, "lora": args.lora, "data": args.data, "loss": {}}
+    style = args.prompt_style or prompt_style(args.lora or args.model, tokenizer)
+    rt = released.ReleasedTokenizer(tokenizer) if style == "released" else None
+    parse = released.parse_answer if rt else parse_answer
+    report: dict = {
+        "model": args.model,
+        "lora": args.lora,
+        "data": args.data,
+        "prompt_style": style,
+        "loss": {},
+    }
     for config, names in (("cross_modal", CROSS_MODAL), ("chain_of_modality", CHAIN_OF_MODALITY)):
         try:
             rows = stage_data.load_split(args.data, config, "validation")
@@ -117,11 +153,10 @@ def run(argv: list[str] | None = None) -> dict:
     evaluation = evaluation.select(range(min(args.max_samples, len(evaluation))))
     refs, hyps = [], []
     for row in evaluation:
-        text = answer(model, st, "asr", {"description": ASR_DESCRIPTION,
-                                         "speech": row["speech_instruction"], "text": ""},
-                      args.max_new_tokens)  # fmt: skip
+        fields = {"description": ASR_DESCRIPTION, "speech": row["speech_instruction"], "text": ""}
+        text = answer(model, st, "asr", fields, args.max_new_tokens, rt).split("<eoa>")[0]
         refs.append(normalize_text(row["text_instruction"]) or "-")
-        hyps.append(normalize_text(text.split("<eoa>")[0]) or "-")
+        hyps.append(normalize_text(released.clean(text) if rt else text) or "-")
     report["asr_wer"] = float(jiwer.wer(refs, hyps))
     report["asr_examples"] = [
         {"reference": r, "hypothesis": h} for r, h in zip(refs[:3], hyps[:3], strict=True)
@@ -139,9 +174,7 @@ def run(argv: list[str] | None = None) -> dict:
             for row in evaluation:
                 fields = {k: row[k] for k in ("text_instruction", "speech_instruction")}
                 fields |= {"text_response": "", "speech_response": []}
-                ta = parse_answer(answer(model, st, name, fields, args.max_new_tokens)).get(
-                    "ta", ""
-                )
+                ta = parse(answer(model, st, name, fields, args.max_new_tokens, rt)).get("ta", "")
                 score = judge(client, args.judge_model, row["text_instruction"], ta)
                 if score is not None:
                     got.append(score)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
+
+from training.model import STYLE_FILE, add_device_arguments, load_for_inference, save_tokenizer
 
 
 def run(argv: list[str] | None = None) -> str:
@@ -12,17 +15,17 @@ def run(argv: list[str] | None = None) -> str:
     parser.add_argument("--lora", required=True, help="a stage-3 output folder (the adapter)")
     parser.add_argument("--base", help="its base model (default: the adapter's recorded base)")
     parser.add_argument("--output", required=True)
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     base = (
         args.base
         or json.loads(Path(args.lora, "adapter_config.json").read_text())["base_model_name_or_path"]
     )
-    model = AutoModelForCausalLM.from_pretrained(base)
-    merged = PeftModel.from_pretrained(model, args.lora).merge_and_unload()
-    merged.save_pretrained(args.output)
-    AutoTokenizer.from_pretrained(args.lora).save_pretrained(args.output)
+    model, tokenizer = load_for_inference(base, args.lora, args.device, args.dtype)
+    model.merge_and_unload().save_pretrained(args.output)
+    save_tokenizer(tokenizer, args.output)
+    style = Path(args.lora, STYLE_FILE)
+    if style.is_file():
+        shutil.copy(style, Path(args.output, STYLE_FILE))
     print(f"merge-lora: {args.lora} + {base} -> {args.output}")
     return args.output

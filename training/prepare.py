@@ -14,7 +14,7 @@ import json
 from training import data as stage_data
 from training import store
 from training.tokens import SpeechTokenizer
-from training.train import add_arguments, load_config, stage_tokenizer
+from training.train import add_arguments, load_config, recipe_of, stage_tokenizer
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -24,7 +24,7 @@ def run(argv: list[str] | None = None) -> dict:
     cfg = load_config(parser, args)
     st = SpeechTokenizer(stage_tokenizer(cfg, args.base_model, args.data, args.num_units))
     rows = stage_data.load_split(args.data, cfg.data_config, "train")
-    recipe = store.Recipe(cfg.stage, cfg.data_config, cfg.max_length)
+    recipe = recipe_of(cfg, args.data, args.prompt_style)
     folder = store.prepare(rows, st, recipe, args.cache_dir)
     meta = store.TokenStore(folder).meta
     print(f"prepare: {folder}\nprepare: {json.dumps(meta)}")

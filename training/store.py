@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, SYSTEM
 from training import data as stage_data
+from training.released import ReleasedTokenizer
 from training.tokens import SpeechTokenizer
 
 VERSION = 1
@@ -70,6 +71,7 @@ class Recipe:
     data_config: str
     max_length: int
     system: str = SYSTEM
+    style: str = "paper"  # or "released": rows in the released SpeechGPT's format
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -133,13 +135,16 @@ def _unit_rows(rows, st: SpeechTokenizer):
 
 
 def _instruction_rows(rows, st: SpeechTokenizer, recipe: Recipe):
-    head = stage_data.prompt_head(st, recipe.system)
+    if recipe.style == "released":
+        rt = ReleasedTokenizer(st.tok)
+        encode = lambda row: stage_data.released_sample(row, st, rt)  # noqa: E731
+    else:
+        head = stage_data.prompt_head(st, recipe.system)
+        encode = lambda row: stage_data.instruction_sample(row, st, recipe.names, head)  # noqa: E731
     for batch in rows.iter(batch_size=BATCH_ROWS):
         for prompt, response in zip(batch["prompt"], batch["response"], strict=True):
             try:
-                ids, n = stage_data.instruction_sample(
-                    {"prompt": prompt, "response": response}, st, recipe.names, head
-                )
+                ids, n = encode({"prompt": prompt, "response": response})
             except stage_data.BadRow as e:
                 yield e
                 continue

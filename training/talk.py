@@ -11,6 +11,12 @@ generated on its own, text sections stop at ``;``, ``[`` or an end token and may
 hold unit tokens, the speech section holds only unit tokens and ends at ``<eosp>``. So
 every answer parses, whatever the model's training stage.
 
+With ``--prompt-style released`` (the released SpeechGPT-7B-cm/-com, picked by itself when
+the tokenizer has no ``<eoa>`` token), the question is put as the reference's CLI put it
+(its system prompt and ``[Human]: … <eoh>. [SpeechGPT]: `` turn; a spoken question is its
+reduced units), the model writes the whole answer, generation stops at ``<eoa>`` however
+it is tokenized, and the answer is parsed as ``{transcript}; [ta] {text}; [ua] <sosp>…``.
+
 Turns are kept as history while they fit the context window with room for the answer;
 the oldest are dropped first, and talk says so.
 """
@@ -30,11 +36,14 @@ import torch
 from speechinstruct.templates import EOA, segments
 from speechinstruct.units import reduce
 from training import data as stage_data
+from training import released
+from training.model import STYLES, add_device_arguments, load_for_inference, prompt_style
 from training.tokens import SpeechTokenizer
 
 SAMPLE_RATE = 16000
 MAX_INPUT_S = 60.0
 STOPS = (";", "[")  # a text section ends where the template's next section would begin
+SAMPLING = {"greedy": {"temperature": 0.0}, "released": released.SAMPLING}
 
 
 class TalkError(ValueError):
@@ -59,6 +68,7 @@ class Settings:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 0.9
     seed: int = 0
+    top_k: int = 0  # 0: no top-k cut
 
 
 def load_wave(path: str | Path, max_s: float = MAX_INPUT_S) -> np.ndarray:
@@ -90,12 +100,26 @@ def check_wave(wave: np.ndarray, max_s: float = MAX_INPUT_S) -> np.ndarray:
 class Talker:
     """A model, its tokenizer, a unit extractor and a vocoder, with the conversation so far."""
 
-    def __init__(self, model, tokenizer, extractor, vocoder, settings: Settings | None = None):
-        self.model, self.st = model, SpeechTokenizer(tokenizer)
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        extractor,
+        vocoder,
+        settings: Settings | None = None,
+        style: str = "paper",
+    ):
+        if style not in STYLES:
+            raise ValueError(f"prompt style {style!r}: choose from {', '.join(STYLES)}")
+        self.model, self.st, self.style = model, SpeechTokenizer(tokenizer), style
         self.extractor, self.vocoder = extractor, vocoder
         self.settings = settings or Settings()
         self.history: list[list[int]] = []  # token ids of each earlier turn, question + answer
-        self.head = stage_data.prompt_head(self.st)
+        if style == "released":
+            self.released = released.ReleasedTokenizer(tokenizer)
+            self.head = released.head(self.released)
+        else:
+            self.head = stage_data.prompt_head(self.st)
         self.window = getattr(model.config, "max_position_embeddings", 2048)
         vocab = self.model.get_input_embeddings().weight.shape[0]
         st = self.st
@@ -105,28 +129,41 @@ class Talker:
         self.text_ids[[st.sosp, st.eosp]] = False
         vocab_ids = tokenizer.get_vocab()
         self.ends = {vocab_ids[t] for t in (EOA, "<eoh>") if t in vocab_ids} | {st.eos}
+        self.any_id = torch.ones(vocab, dtype=torch.bool)
         self.generator = torch.Generator().manual_seed(self.settings.seed)
 
     @classmethod
-    def load(cls, model: str, lora: str | None, extractor, vocoder, settings=None) -> Talker:
-        from training.evaluate import load_model
-
-        net, tokenizer = load_model(model, lora)
-        return cls(net, tokenizer, extractor, vocoder, settings)
+    def load(
+        cls,
+        model: str,
+        lora: str | None,
+        extractor,
+        vocoder,
+        settings=None,
+        style: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> Talker:
+        net, tokenizer = load_for_inference(model, lora, device, dtype)
+        style = style or prompt_style(lora or model, tokenizer)
+        return cls(net, tokenizer, extractor, vocoder, settings, style)
 
     def reset(self) -> None:
         self.history.clear()
 
     # -- one turn ---------------------------------------------------------------------------
 
-    def turn(self, text: str | None = None, wave: np.ndarray | None = None,
-             reply: str = "speech") -> Turn:  # fmt: skip
+    def turn(
+        self, text: str | None = None, wave: np.ndarray | None = None, reply: str = "speech"
+    ) -> Turn:
         """Answer a typed ``text`` or a spoken ``wave`` (16 kHz), in ``reply`` speech or text."""
         if reply not in ("speech", "text"):
             raise TalkError(f"reply must be speech or text, not {reply!r}")
         if (text is None) == (wave is None):
             raise TalkError("give either text or audio")
         start = time.perf_counter()
+        if self.style == "released":
+            return self._released_turn(text, wave, reply, start)
         if wave is not None:
             units, _ = reduce(self.extractor([check_wave(wave)])[0])
             name = "s2s" if reply == "speech" else "s2t"
@@ -162,9 +199,52 @@ class Talker:
         from speechinstruct.descriptions import load as descriptions
 
         fields = {"description": descriptions("tts")[0], "text": text, "speech": []}
-        context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
+        if self.style == "released":  # the released cross-modal format: "… This is input: …<eoh>"
+            pieces = [
+                ("markup", f"[Human]: {fields['description']} This is input: "),
+                ("text", text),
+                ("markup", "<eoh> [SpeechGPT]: "),
+            ]
+            context = self.head + self.released.encode(pieces) + [self.st.sosp]
+        else:
+            context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
         units = self._speech(context)
         return units, self.vocoder.synthesize(units) if units else None
+
+    def _released_turn(
+        self, text: str | None, wave: np.ndarray | None, reply: str, start: float
+    ) -> Turn:
+        """The reference's way: the model writes the whole answer, which is then parsed."""
+        if wave is not None:
+            units, _ = reduce(self.extractor([check_wave(wave)])[0])
+            pieces = released.question(units=units.tolist())
+        else:
+            if not text.strip():
+                raise TalkError("the text is empty")
+            pieces = released.question(text=text.strip())
+        question = self.released.encode(pieces)
+        dropped = self._fit(question)
+        context = self.head + [i for past in self.history for i in past] + question
+        s = self.settings
+        new = self._generate(
+            context, self.any_id, 3 * s.max_text_tokens + s.max_units, self._released_done
+        )
+        self.history.append(question + new)
+        parts = released.parse_answer(self.st.tok.decode(new))
+        units: list[int] = []
+        if reply == "speech" and self.st.sosp in new:
+            after = new[new.index(self.st.sosp) + 1 :]
+            units = self.st.decode_units(
+                after[: after.index(self.st.eosp)] if self.st.eosp in after else after
+            )
+        audio = self.vocoder.synthesize(units) if units else None
+        return Turn(
+            parts.get("tq"), parts.get("ta", ""), units, audio, dropped, time.perf_counter() - start
+        )
+
+    def _released_done(self, new: list[int]) -> bool:
+        """``<eoa>`` is pieces in the released tokenizer: look at the decoded tail."""
+        return new[-1] == self.st.eos or released.EOA in self.st.tok.decode(new[-8:])
 
     def _fit(self, question: list[int]) -> int:
         """Drop the oldest turns until question + history + the longest answer fit."""
@@ -184,8 +264,9 @@ class Talker:
 
     def _text(self, context: list[int], answer: list[int], markup: str) -> str:
         answer += self.st.markup(markup)
-        new = self._generate(context + answer, self.text_ids, self.settings.max_text_tokens,
-                             self._text_done)  # fmt: skip
+        new = self._generate(
+            context + answer, self.text_ids, self.settings.max_text_tokens, self._text_done
+        )
         said = self.st.tok.decode([i for i in new if i not in self.ends])
         for stop in STOPS:
             said = said.split(stop)[0]
@@ -205,16 +286,24 @@ class Talker:
     def _speech(self, ids: list[int]) -> list[int]:
         """The units generated after ``ids`` (ending in ``<sosp>``): at least one, to ``<eosp>``."""
         ended = lambda new: new[-1] == self.st.eosp  # noqa: E731
-        new = self._generate(ids, self.unit_ids, self.settings.max_units, ended,
-                             eosp_after_first=True)  # fmt: skip
+        new = self._generate(
+            ids, self.unit_ids, self.settings.max_units, ended, eosp_after_first=True
+        )
         return self.st.decode_units(new)
 
     @torch.inference_mode()
-    def _generate(self, ids: list[int], allowed: torch.Tensor, limit: int, done,
-                  eosp_after_first: bool = False) -> list[int]:  # fmt: skip
+    def _generate(
+        self,
+        ids: list[int],
+        allowed: torch.Tensor,
+        limit: int,
+        done,
+        eosp_after_first: bool = False,
+    ) -> list[int]:
         """Up to ``limit`` new tokens after ``ids``, drawn only from ``allowed``."""
         past, new = None, []
-        step = torch.tensor([ids])
+        device = self.model.device
+        step = torch.tensor([ids], device=device)
         for _ in range(limit):
             out = self.model(input_ids=step, past_key_values=past, use_cache=True)
             past = out.past_key_values
@@ -222,18 +311,21 @@ class Talker:
             mask = allowed.clone()
             if eosp_after_first and new:
                 mask[self.st.eosp] = True
-            logits[~mask[: logits.shape[0]]] = -math.inf
+            logits[~mask[: logits.shape[0]].to(logits.device)] = -math.inf
             token = self._pick(logits)
             new.append(token)
             if done(new):
                 break
-            step = torch.tensor([[token]])
+            step = torch.tensor([[token]], device=device)
         return new
 
     def _pick(self, logits: torch.Tensor) -> int:
         s = self.settings
         if s.temperature <= 0:
             return int(logits.argmax())
+        logits = logits.cpu()
+        if s.top_k > 0:
+            logits[logits < logits.topk(min(s.top_k, logits.numel())).values[-1]] = -math.inf
         probs = torch.softmax(logits / s.temperature, dim=-1)
         order = probs.argsort(descending=True)
         keep = probs[order].cumsum(0) - probs[order] < s.top_p  # the top-p nucleus
@@ -244,8 +336,13 @@ class Talker:
 
 def _blank(fields: dict) -> dict:
     """Templates need every field; the answer's fields are empty in the question."""
-    return {"text_instruction": "", "speech_instruction": [], "text_response": "",
-            "speech_response": [], **fields}  # fmt: skip
+    return {
+        "text_instruction": "",
+        "speech_instruction": [],
+        "text_response": "",
+        "speech_response": [],
+        **fields,
+    }
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -262,8 +359,22 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocoder", required=True, help="a vocoder folder (train-vocoder)")
     parser.add_argument("--max-text-tokens", type=int, default=Settings.max_text_tokens)
     parser.add_argument("--max-units", type=int, default=Settings.max_units)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
-    parser.add_argument("--top-p", type=float, default=Settings.top_p)
+    add_device_arguments(parser)
+    parser.add_argument(
+        "--prompt-style",
+        choices=STYLES,
+        help="paper (Appendix C templates) or released (the released "
+        "SpeechGPT's format); default: what the model folder records",
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=sorted(SAMPLING),
+        help="a preset: greedy, or released (temperature 0.7, top-p 0.8, "
+        "top-k 50, as the reference); flags below override it",
+    )
+    parser.add_argument("--temperature", type=float, help="0: greedy (the default)")
+    parser.add_argument("--top-p", type=float, help=f"default {Settings.top_p}")
+    parser.add_argument("--top-k", type=int, help="0: no cut (the default)")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -272,10 +383,21 @@ def load_talker(args: argparse.Namespace) -> Talker:
     from vocoder import load_vocoder
 
     spec = ExtractorSpec(args.extractor, args.checkpoint, args.layer)
-    settings = Settings(args.max_text_tokens, args.max_units, args.temperature, args.top_p,
-                        args.seed)  # fmt: skip
-    return Talker.load(args.model, args.lora, UnitExtractor(spec, args.kmeans),
-                       load_vocoder(args.vocoder), settings)  # fmt: skip
+    sampling = dict(SAMPLING[args.sampling]) if args.sampling else {}
+    for key in ("temperature", "top_p", "top_k"):
+        if getattr(args, key) is not None:
+            sampling[key] = getattr(args, key)
+    settings = Settings(args.max_text_tokens, args.max_units, seed=args.seed, **sampling)
+    return Talker.load(
+        args.model,
+        args.lora,
+        UnitExtractor(spec, args.kmeans),
+        load_vocoder(args.vocoder),
+        settings,
+        args.prompt_style,
+        args.device,
+        args.dtype,
+    )
 
 
 def show(turn: Turn, out: Path | None) -> Turn:
@@ -329,9 +451,10 @@ def interact(talker: Talker, reply: str, out_dir: Path) -> None:
 
 def run(argv: list[str] | None = None) -> Turn | None:
     parser = argparse.ArgumentParser(
-        prog="speechgpt talk", description=__doc__,
+        prog="speechgpt talk",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     add_model_arguments(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--wav", help="a spoken question (any format ffmpeg reads)")

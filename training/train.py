@@ -29,7 +29,7 @@ from training import config as stage_config
 from training import data as stage_data
 from training import engine as ds
 from training import sampler, store
-from training.model import load_model, load_tokenizer
+from training.model import STYLE_FILE, STYLES, load_model, load_tokenizer, save_tokenizer
 from training.report import Metrics, plot_loss
 from training.tokens import SpeechTokenizer, add_tokens, resize
 
@@ -76,12 +76,19 @@ def stage_tokenizer(cfg, base_model: str, data: str, num_units: int | None):
     return tokenizer
 
 
-def prepare_store(cfg, data: str, st: SpeechTokenizer, cache: Path | None, ranks):
+def recipe_of(cfg, data: str, style: str | None) -> store.Recipe:
+    """The stage's settings that decide its token store; the prompt style from the flag,
+    else from the dataset (an imported release file is ``released``)."""
+    return store.Recipe(
+        cfg.stage, cfg.data_config, cfg.max_length, style=style or stage_data.dataset_style(data)
+    )
+
+
+def prepare_store(recipe: store.Recipe, data: str, st: SpeechTokenizer, cache: Path | None, ranks):
     """Rank 0 finds or builds the stage's token store; the other ranks wait for it."""
-    recipe = store.Recipe(cfg.stage, cfg.data_config, cfg.max_length)
     folder = None
     if ranks.main:
-        rows = stage_data.load_split(data, cfg.data_config, "train")
+        rows = stage_data.load_split(data, recipe.data_config, "train")
         folder = store.locate(rows, st, recipe, cache)
         ranks.say(f"train: token store {folder}")
         ranks.share(folder)
@@ -98,6 +105,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a published SpeechInstruct folder or Hub id")
     parser.add_argument("--base-model", required=True)
     parser.add_argument("--num-units", type=int, help="K (default: from the dataset's build.json)")
+    parser.add_argument(
+        "--prompt-style",
+        choices=STYLES,
+        help="the rows' format: paper (our templates) or released (the released SpeechGPT's); "
+        "default: what the dataset records (paper when it records nothing)",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -137,7 +150,8 @@ def run(argv: list[str] | None = None) -> dict:
 
     tokenizer = stage_tokenizer(cfg, args.base_model, args.data, args.num_units)
     st = SpeechTokenizer(tokenizer)
-    token_store = prepare_store(cfg, args.data, st, args.cache_dir, ranks)
+    recipe = recipe_of(cfg, args.data, args.prompt_style)
+    token_store = prepare_store(recipe, args.data, st, args.cache_dir, ranks)
     samples = store.open_samples(token_store, cfg.max_length)
     meta = token_store.meta
     ranks.say(
@@ -225,7 +239,8 @@ def run(argv: list[str] | None = None) -> dict:
     if not ranks.main:
         return {}
     engine.module.save_pretrained(out, state_dict=state)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
+    (out / STYLE_FILE).write_text(json.dumps({"prompt_style": recipe.style}) + "\n")
     rows = metrics.rows()
     plot_loss(rows, out / "loss.png", f"stage {cfg.stage}")
     summary = {
@@ -246,6 +261,7 @@ def run(argv: list[str] | None = None) -> dict:
         "data": args.data,
         "config": args.config,
         "dtype": cfg.dtype,
+        "prompt_style": recipe.style,
         "zero_stage": cfg.zero_stage,
     }
     if isinstance(samples, store.Blocks):

@@ -230,12 +230,18 @@ def load_generator_state(generator: CodeGenerator, state: dict[str, torch.Tensor
         raise ValueError(f"generator weights do not match the config: {e}") from None
 
 
+RELEASED_NAME = "vocoder.pt"  # the released SpeechGPT vocoder folder: config.json + vocoder.pt
+
+
 def newest_generator(folder: Path) -> Path:
-    """The ``g_XXXXXXXX`` checkpoint with the highest step in ``folder``."""
+    """The ``g_XXXXXXXX`` checkpoint with the highest step in ``folder``, else the released
+    folder's ``vocoder.pt`` (the same ``{"generator": …}`` dict)."""
     found = [p for p in folder.glob("g_*") if re.fullmatch(r"g_\d+", p.name)]
-    if not found:
-        raise FileNotFoundError(f"no g_* generator checkpoint in {folder}")
-    return max(found, key=lambda p: int(p.name[2:]))
+    if found:
+        return max(found, key=lambda p: int(p.name[2:]))
+    if (folder / RELEASED_NAME).is_file():
+        return folder / RELEASED_NAME
+    raise FileNotFoundError(f"no g_* generator checkpoint or {RELEASED_NAME} in {folder}")
 
 
 class HifiGanVocoder:

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from speechgpt.cli import JOBS, main
+from tests.processes import child_env
 
 
 def test_help_lists_jobs(capsys):
@@ -28,7 +29,9 @@ def test_demo_runs_the_chain_and_reuses_steps(tmp_path):
         "--utterances",
         "8",
     ]
-    first = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    assert run.returncode == 0, run.stderr[-3000:]
+    first = run.stdout
     for corpus in ("librispeech", "librilight", "commonvoice", "gigaspeech"):
         line = next(x for x in first.splitlines() if x.startswith(f"[tokenize {corpus}] read"))
         read, kept = (int(x) for x in re.findall(r"(?:read|kept) (\d+)", line))
@@ -40,5 +43,6 @@ def test_demo_runs_the_chain_and_reuses_steps(tmp_path):
     for stage in (1, 2, 3):
         assert f"[train stage {stage}] loss" in first
     assert (tmp_path / "models" / "stage3" / "adapter_config.json").exists()
-    second = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True, env=child_env())
+    second = second.stdout
     assert "[corpus] reusing" in second and "[tokenize gigaspeech] reusing" in second

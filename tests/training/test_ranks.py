@@ -14,14 +14,13 @@ import time
 
 import psutil
 import pytest
-import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.processes import child_env
 from training import train
 from training.config import CONFIGS
 
-LAUNCHER = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
 STEPS = 6
 
 
@@ -31,7 +30,7 @@ def _metrics(folder) -> list[dict]:
 
 def _torchrun(argv: list[str]) -> subprocess.Popen:
     """``torchrun --nproc_per_node 2 -m speechgpt.cli train …`` in its own process group."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER}  # not this process's group
+    env = child_env()  # not this process's group
     cmd = [
         sys.executable,
         "-m",
@@ -95,11 +94,10 @@ def test_two_ranks_equal_one_rank_with_double_accumulation(runs):
         assert a["lr"] == pytest.approx(b["lr"])
     wa, wb = (load_file(work / run / "model.safetensors") for run in ("one", "two"))
     assert wa.keys() == wb.keys()
-    diff = torch.sqrt(sum(((wa[k] - wb[k]) ** 2).sum() for k in wa))
-    norm = torch.sqrt(sum((wa[k] ** 2).sum() for k in wa))
-    # Relative: Adam normalizes the few near-zero gradients, so rounding there moves a
-    # weight by up to lr; everywhere else the runs agree to float precision.
-    assert diff / norm < 1e-5, float(diff / norm)
+    worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+    # Adam divides by sqrt(v): rounding in a near-zero gradient can move a weight by up to
+    # lr a step, so the tolerance holds for this config's small lr and few steps
+    assert worst < 1e-5, worst
     summary = json.loads((work / "two" / "train_summary.json").read_text())
     assert (summary["world_size"], summary["accumulation"]) == (2, 1)
     assert (runs["one"]["world_size"], runs["one"]["accumulation"]) == (1, 2)

@@ -1,21 +1,16 @@
 """``speechgpt web`` in a real browser: Debian's chromium, headless, driven by Playwright,
 against the app served on a free localhost port with the tiny stage-3 model."""
 
-import shutil
-import socket
-
 import pytest
 import soundfile as sf
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
+from tests.browser import ANSWER_S, serve
 from training import web
 from training.talk import SAMPLE_RATE, Settings, Talker, load_wave
 from vocoder import load_vocoder
 from vocoder.data import read_clips
-
-ANSWER_S = 120_000  # ms: a turn of the tiny model takes seconds, but CI machines are shared
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]  # root in CI; small /dev/shm
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +29,8 @@ def question(made, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def url(talker, tmp_path_factory):
-    app = web.build_app(talker, tmp_path_factory.mktemp("answers"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("the web test needs Debian's chromium: make system (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with serve(talker, tmp_path_factory.mktemp("answers")) as address:
+        yield address
 
 
 @pytest.fixture

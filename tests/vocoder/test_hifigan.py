@@ -7,6 +7,7 @@ fairseq is not installed: ``FairseqCodeGenerator`` below transcribes its ``CodeG
 
 import json
 import os
+import shutil
 import warnings
 from argparse import Namespace
 
@@ -234,6 +235,19 @@ def test_released_layout_loads_and_synthesizes_whole_frames(released):
     assert predicted.shape == (n * HOP,) and n > len(units)
     with pytest.raises(ValueError, match=r"\[0, 1000\)"):
         vocoder.synthesize([1000])
+
+
+def test_speechgpt_release_folder_with_vocoder_pt_loads_like_g(released, tmp_path):
+    """The SpeechGPT release ships the vocoder as config.json + vocoder.pt."""
+    folder, _ = released
+    shutil.copy(folder / "config.json", tmp_path / "config.json")
+    shutil.copy(folder / "g_00500000", tmp_path / "vocoder.pt")
+    units, durations = [5, 999, 0, 17], [3, 1, 4, 2]
+    got = load_vocoder(tmp_path).synthesize(units, durations)
+    np.testing.assert_array_equal(got, load_vocoder(folder).synthesize(units, durations))
+    (tmp_path / "vocoder.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"vocoder\.pt"):
+        load_vocoder(tmp_path)
 
 
 def test_outputs_match_fairseq_generator(released):

@@ -1,0 +1,162 @@
+"""The released SpeechGPT artifacts as downloaded (tiny stand-ins in the exact layouts, see
+``conftest.py``): tokenization as transformers 4.29 did it, talk on the cm model + com
+adapter, importing the released SpeechInstruct, and fine-tuning on it."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from datasets import load_dataset
+
+from training import released, talk, train
+from training.model import load_tokenizer, prompt_style
+from training.released import CONTROL_STRINGS, META_INSTRUCTION, ReleasedTokenizer
+
+from .conftest import PROMPT, real_utterance
+
+RECORDED = Path(__file__).with_name("llama429_ids.json")  # made by record_ids.py
+
+
+def test_tokenization_matches_transformers_429(released_cm):
+    recorded = json.loads(RECORDED.read_text())
+    model_file = (released_cm / "tokenizer.model").read_bytes()
+    assert hashlib.sha256(model_file).hexdigest() == recorded["sp_model_sha256"]
+    tok = load_tokenizer(str(released_cm))
+    assert len(tok) == recorded["vocab_size"]
+    rt = ReleasedTokenizer(tok)
+    for case in recorded["cases"]:
+        assert rt(case["text"]) == case["ids"], case["text"]
+        assert rt(case["text"], bos=False) == case["ids_no_bos"], case["text"]
+    # talk's pieces give the ids of the reference's one prompt string
+    asked = released.head(rt) + rt.encode(released.question(text="What is the capital of France?"))
+    assert asked == rt(
+        META_INSTRUCTION + "[Human]: What is the capital of France? <eoh>. [SpeechGPT]: "
+    )
+    # typed text never becomes a control token
+    assert tok.convert_tokens_to_ids("<eoh>") not in rt.encode([("text", "say <eoh> now")])
+
+
+def test_released_answers_parse_to_clean_text():
+    parse = released.parse_answer
+    got = parse("What is a bad term?; [ta] It is excrement.; [ua] <sosp><1><2><eosp><eoa>.")
+    assert (got["tq"], got["ta"]) == ("What is a bad term?", "It is excrement.")
+    assert parse(" Paris is the capital.<eoa> trailing") == {"ta": "Paris is the capital."}
+    assert parse("[ta] Hi there; [ua] <sosp><3><4>")["ta"] == "Hi there"  # cut short
+    assert parse("<eoa>") == {"ta": ""}
+
+
+def _talk(model, vocoder, kmeans, out, *extra) -> talk.Turn:
+    limits = ["--max-text-tokens", "12", "--max-units", "24"]
+    return talk.run(
+        [
+            "--model",
+            str(model),
+            "--kmeans",
+            kmeans,
+            "--vocoder",
+            str(vocoder),
+            "--out",
+            str(out),
+            *limits,
+            *extra,
+        ]
+    )
+
+
+def _answer_line(out: str) -> str:
+    (line,) = [x for x in out.splitlines() if x.startswith("answer text:")]
+    assert not any(c in line for c in CONTROL_STRINGS), line
+    return line.removeprefix("answer text:").strip()
+
+
+def test_talk_on_the_released_cm_and_com_as_downloaded(
+    released_cm, released_com, released_vocoder, kmeans_1000, tmp_path, capsys
+):
+    tok = load_tokenizer(str(released_cm))
+    assert prompt_style(str(released_cm), tok) == "released"  # no <eoa> token: picked by itself
+    asks = (
+        ["--text", "What is the capital of France?"],
+        ["--wav", str(PROMPT)],
+        ["--wav", str(real_utterance())],
+    )
+    style = ("--prompt-style", "released", "--sampling", "released")
+    for n, ask in enumerate(asks):
+        _talk(
+            released_cm,
+            released_vocoder,
+            kmeans_1000,
+            tmp_path / f"{n}.wav",
+            "--lora",
+            str(released_com),
+            *style,
+            *ask,
+        )
+        _answer_line(capsys.readouterr().out)
+
+
+def test_import_reads_per_config_and_rejects_every_damaged_line(imported):
+    ds = imported["ds"]
+    cross = load_dataset(ds, "cross_modal", split="train")
+    assert cross["task"] == ["tts"] and cross[0]["text"].startswith("The alchemist rode")
+    assert cross[0]["prompt"].startswith(META_INSTRUCTION + "[Human]: Try to speak out")
+    com = load_dataset(ds, "chain_of_modality", split="train")
+    assert sorted(com["format"]) == ["s2s", "s2s", "s2s", "t2s"]
+    t2s = com[com["format"].index("t2s")]
+    assert (t2s["text_instruction"], t2s["text_response"]) == (
+        "What is the capital of France?",
+        "Paris is the capital.",
+    )
+    assert t2s["speech_response"] == [5, 6, 7, 8] and t2s["response"].endswith("<eoa>.")
+    rejects = load_dataset(ds, "rejects", split="train")
+    assert len(rejects) == imported["damaged"]
+    assert sorted(rejects["reason"]) == ["no_template"] * 3 + ["not_json", "unit_out_of_range"]
+    info = json.loads(Path(ds, "build.json").read_text())
+    assert info["prompt_style"] == "released" and info["system"] == META_INSTRUCTION
+    assert info["extractor"]["k"] == 1000 and len(info["sources"]) == 3
+
+
+def test_finetune_on_imported_data_from_the_released_base(
+    imported, learned, released_cm, released_vocoder, kmeans_1000, tmp_path, capsys
+):
+    # stage 3 (LoRA) from the released-layout cm model, as the paper's stage 3
+    s3 = tmp_path / "s3"
+    argv = f"--stage 3 --config tiny/stage3 --steps 3 --data {imported['ds']} --output {s3}"
+    summary = train.run([*argv.split(), "--base-model", str(released_cm)])
+    assert summary["prompt_style"] == "released" and summary["skipped_rows"] == {}
+    assert (s3 / "adapter_config.json").exists()
+    capsys.readouterr()
+    _talk(
+        released_cm,
+        released_vocoder,
+        kmeans_1000,
+        tmp_path / "c.wav",
+        "--lora",
+        str(s3),
+        "--text",
+        "hello",
+    )
+    _answer_line(capsys.readouterr().out)
+
+    # stage 2 on the same rows (the `learned` fixture) repeats them, through talk
+    longer = ("--max-text-tokens", "40")
+    typed = _talk(
+        learned,
+        released_vocoder,
+        kmeans_1000,
+        tmp_path / "a.wav",
+        *longer,
+        "--text",
+        "What is the capital of France?",
+    )
+    assert _answer_line(capsys.readouterr().out) == "Paris is the capital."
+    assert typed.units == [5, 6, 7, 8] and typed.wav.stat().st_size > 1000
+    heard = {
+        PROMPT: ("please tell me a story", "Once upon a time.", [9, 10, 11]),
+        real_utterance(): ("he hoped for stew", "Stew sounds good.", [12, 13]),
+    }
+    for wav, said in heard.items():
+        spoken = _talk(
+            learned, released_vocoder, kmeans_1000, tmp_path / "b.wav", *longer, "--wav", str(wav)
+        )
+        assert (spoken.transcript, spoken.text, spoken.units) == said
+        _answer_line(capsys.readouterr().out)
