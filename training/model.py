@@ -24,7 +24,7 @@ def load_tokenizer(path: str):
     try:
         return AutoTokenizer.from_pretrained(path)
     except (ImportError, ValueError) as e:
-        if not any(name in str(e) for name in ("sentencepiece", "tiktoken", "protobuf")):
+        if not any(name in str(e).lower() for name in ("sentencepiece", "tiktoken", "protobuf")):
             raise
         raise RuntimeError(
             f"cannot load the tokenizer of {path}: {e}\nA LLaMA tokenizer (tokenizer.model) "

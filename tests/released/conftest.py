@@ -78,22 +78,17 @@ def real_utterance() -> Path:
     return min(sorted(REAL.rglob("*.flac")), key=lambda p: sf.info(p).frames)
 
 
-@pytest.fixture(scope="session")
-def released_cm(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("SpeechGPT-7B-cm")
+def write_cm(folder: Path, state: dict) -> Path:
+    """``state`` (a tiny Llama's weights) as SpeechGPT-7B-cm is laid out on disk."""
     layout.write_tokenizer(folder)
-    vocab = 400 + len(layout.ADDED)
-    config = {**CONFIG_429, "vocab_size": vocab}
+    config = {**CONFIG_429, "vocab_size": 400 + len(layout.ADDED)}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**config))
-    torch.save(model.half().state_dict(), folder / "pytorch_model.bin")
+    torch.save({k: v.half() for k, v in state.items()}, folder / "pytorch_model.bin")
     return folder
 
 
-@pytest.fixture(scope="session")
-def released_com(released_cm, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("SpeechGPT-7B-com")
+def write_com(folder: Path, scale: float, seed: int = 1) -> Path:
+    """A LoRA adapter as peft 0.3 saved SpeechGPT-7B-com (``lora_B`` of std ``scale``)."""
     config = {
         "base_model_name_or_path": "/path/to/SpeechGPT-7B-cm",
         "bias": "none",
@@ -110,16 +105,29 @@ def released_com(released_cm, tmp_path_factory) -> Path:
         "task_type": "CAUSAL_LM",
     }
     (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    generator = torch.Generator().manual_seed(1)
-    state = {}
+    generator = torch.Generator().manual_seed(seed)
+    state, width = {}, CONFIG_429["hidden_size"]
     for layer in range(CONFIG_429["num_hidden_layers"]):
         for proj in ("q_proj", "v_proj"):
             name = f"base_model.model.model.layers.{layer}.self_attn.{proj}"
-            width = CONFIG_429["hidden_size"]
             state[f"{name}.lora_A.weight"] = torch.randn(8, width, generator=generator) * 0.1
-            state[f"{name}.lora_B.weight"] = torch.randn(width, 8, generator=generator) * 0.1
+            state[f"{name}.lora_B.weight"] = torch.randn(width, 8, generator=generator) * scale
     torch.save(state, folder / "adapter_model.bin")
     return folder
+
+
+@pytest.fixture(scope="session")
+def released_cm(tmp_path_factory) -> Path:
+    """Random weights in the released layout: the model as downloaded, minus the training."""
+    torch.manual_seed(0)
+    config = {**CONFIG_429, "vocab_size": 400 + len(layout.ADDED)}
+    state = LlamaForCausalLM(LlamaConfig(**config)).state_dict()
+    return write_cm(tmp_path_factory.mktemp("SpeechGPT-7B-cm"), state)
+
+
+@pytest.fixture(scope="session")
+def released_com(tmp_path_factory) -> Path:
+    return write_com(tmp_path_factory.mktemp("SpeechGPT-7B-com"), scale=0.1)
 
 
 @pytest.fixture(scope="session")
@@ -227,3 +235,16 @@ def learned(imported, released_cm, tmp_path_factory) -> Path:
         ]
     )
     return work / "model"
+
+
+@pytest.fixture(scope="session")
+def learned_release(learned, tmp_path_factory) -> tuple[Path, Path]:
+    """The ``learned`` weights written back in the released layout (float16
+    ``pytorch_model.bin``, 4.29 config, sentencepiece tokenizer) with a peft-0.3 adapter
+    that changes nothing (``lora_B`` zero, as an untrained LoRA): a cm + com pair whose
+    answers a test knows."""
+    from safetensors.torch import load_file
+
+    state = load_file(learned / "model.safetensors")
+    cm = write_cm(tmp_path_factory.mktemp("learned-cm"), state)
+    return cm, write_com(tmp_path_factory.mktemp("learned-com"), scale=0.0)

@@ -6,9 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+import torch
 from datasets import load_dataset
+from transformers import AutoModelForCausalLM
 
-from training import released, talk, train
+from training import evaluate, merge_lora, released, talk, train
 from training.model import load_tokenizer, prompt_style
 from training.released import CONTROL_STRINGS, META_INSTRUCTION, ReleasedTokenizer
 
@@ -116,35 +119,37 @@ def test_import_reads_per_config_and_rejects_every_damaged_line(imported):
 
 
 def test_finetune_on_imported_data_from_the_released_base(
-    imported, learned, released_cm, released_vocoder, kmeans_1000, tmp_path, capsys
+    imported, released_cm, released_vocoder, kmeans_1000, tmp_path, capsys
 ):
-    # stage 3 (LoRA) from the released-layout cm model, as the paper's stage 3
+    """Stage 3 (LoRA, as the paper's) on the imported rows from the released-layout cm model;
+    its adapter loads in talk."""
     s3 = tmp_path / "s3"
     argv = f"--stage 3 --config tiny/stage3 --steps 3 --data {imported['ds']} --output {s3}"
     summary = train.run([*argv.split(), "--base-model", str(released_cm)])
     assert summary["prompt_style"] == "released" and summary["skipped_rows"] == {}
+    assert summary["samples"] == 3 and summary["dropped_too_long"] == 1  # the release's long row
     assert (s3 / "adapter_config.json").exists()
     capsys.readouterr()
-    _talk(
-        released_cm,
-        released_vocoder,
-        kmeans_1000,
-        tmp_path / "c.wav",
-        "--lora",
-        str(s3),
-        "--text",
-        "hello",
-    )
+    ask = ("--lora", str(s3), "--text", "hello")
+    _talk(released_cm, released_vocoder, kmeans_1000, tmp_path / "c.wav", *ask)
     _answer_line(capsys.readouterr().out)
 
-    # stage 2 on the same rows (the `learned` fixture) repeats them, through talk
-    longer = ("--max-text-tokens", "40")
+
+def test_talk_on_a_released_layout_pair_answers_what_it_learned(
+    learned_release, released_vocoder, kmeans_1000, tmp_path, capsys
+):
+    """cm (stage 2 on the imported rows, written back in the released layout) + a peft-0.3
+    com: talk, as released, repeats the learned answers to a typed question, to the
+    release's spoken prompt and to real speech, and speaks them."""
+    cm, com = learned_release
+    asked = ("--lora", str(com), "--prompt-style", "released", "--max-text-tokens", "40")
+    capsys.readouterr()
     typed = _talk(
-        learned,
+        cm,
         released_vocoder,
         kmeans_1000,
         tmp_path / "a.wav",
-        *longer,
+        *asked,
         "--text",
         "What is the capital of France?",
     )
@@ -154,9 +159,38 @@ def test_finetune_on_imported_data_from_the_released_base(
         PROMPT: ("please tell me a story", "Once upon a time.", [9, 10, 11]),
         real_utterance(): ("he hoped for stew", "Stew sounds good.", [12, 13]),
     }
-    for wav, said in heard.items():
-        spoken = _talk(
-            learned, released_vocoder, kmeans_1000, tmp_path / "b.wav", *longer, "--wav", str(wav)
-        )
+    for n, (wav, said) in enumerate(heard.items()):
+        out = tmp_path / f"{n}.wav"
+        spoken = _talk(cm, released_vocoder, kmeans_1000, out, *asked, "--wav", str(wav))
         assert (spoken.transcript, spoken.text, spoken.units) == said
-        _answer_line(capsys.readouterr().out)
+        assert _answer_line(capsys.readouterr().out) == said[1] and out.stat().st_size > 1000
+
+
+def test_merge_lora_and_eval_on_the_released_pair(learned_release, published, tmp_path):
+    cm, com = learned_release
+    merged = tmp_path / "merged"
+    merge_lora.run(["--base", str(cm), "--lora", str(com), "--output", str(merged)])
+    assert (merged / "tokenizer.model").exists()  # the released style needs it
+    base = torch.load(cm / "pytorch_model.bin", weights_only=True)
+    got = AutoModelForCausalLM.from_pretrained(merged).state_dict()
+    for name, weight in base.items():  # an adapter with lora_B = 0 changes nothing
+        torch.testing.assert_close(got[name], weight.float(), msg=name)
+    argv = ["--model", str(cm), "--lora", str(com), "--data", published, "--max-samples", "2"]
+    report = evaluate.run([*argv, "--max-new-tokens", "8", "--output", str(tmp_path / "e.json")])
+    assert report["prompt_style"] == "released"
+    hypotheses = [x["hypothesis"] for x in report["asr_examples"]]
+    assert len(hypotheses) == 2 and not any(c in h for h in hypotheses for c in CONTROL_STRINGS)
+
+
+def test_a_tokenizer_that_cannot_load_says_what_to_install(monkeypatch, released_cm):
+    import transformers
+
+    def missing(*args, **kwargs):  # what transformers raises without the library
+        raise ImportError(
+            "LlamaTokenizer requires the SentencePiece library but it was not "
+            "found in your environment."
+        )
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", missing)
+    with pytest.raises(RuntimeError, match="pip install sentencepiece protobuf"):
+        load_tokenizer(str(released_cm))

@@ -1,5 +1,6 @@
-"""``speechgpt web`` on a released-style model, in the browser: a typed question gets the
-answer the model learned, with no control strings on the page, and a playable wav."""
+"""``speechgpt web`` on a released-layout cm + com pair (``learned_release``), in the
+browser: a typed question gets the answer the model learned, with no control strings on
+the page, and a playable wav."""
 
 import pytest
 from playwright.sync_api import expect
@@ -12,11 +13,12 @@ from vocoder import load_vocoder
 
 
 @pytest.fixture(scope="module")
-def url(learned, released_vocoder, kmeans_1000, tmp_path_factory):
+def url(learned_release, released_vocoder, kmeans_1000, tmp_path_factory):
+    cm, com = learned_release
     extractor = UnitExtractor(ExtractorSpec("mfcc"), kmeans_1000)
     settings = Settings(max_text_tokens=40, max_units=24)
-    talker = Talker.load(str(learned), None, extractor, load_vocoder(released_vocoder), settings)
-    assert talker.style == "released"  # recorded by train in the model folder
+    talker = Talker.load(str(cm), str(com), extractor, load_vocoder(released_vocoder), settings)
+    assert talker.style == "released"  # the tokenizer has no <eoa> token
     with serve(talker, tmp_path_factory.mktemp("answers")) as address:
         yield address
 
