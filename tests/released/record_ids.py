@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import layout  # noqa: E402
 
-SAMPLES = Path("/work/shared/released-samples")
+SAMPLES = HERE.parents[2] / "shared" / "released-samples"  # ../shared beside the clone
 META = (
     "You are an AI assistant whose name is SpeechGPT.\n- SpeechGPT is a intrinsic cross-modal "
     "conversational language model that is developed by Fudan University.  SpeechGPT can "
