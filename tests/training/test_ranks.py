@@ -141,3 +141,19 @@ def test_killed_two_rank_run_resumes_exactly(runs):
     for a, b in zip(full, again, strict=True):
         assert abs(a["loss"] - b["loss"]) < 1e-6, (a, b)
         assert a["lr"] == pytest.approx(b["lr"])
+
+
+def test_zero3_two_ranks_match_zero2(runs):
+    """The ZeRO-3 presets' path: weights partitioned while they load (zero.Init through
+    transformers), gathered to rank 0 to save; the same losses as ZeRO-2."""
+    work = runs["work"]
+    cfg = yaml.safe_load((work / "stage2.yaml").read_text())
+    cfg.update(zero_stage=3)
+    (work / "zero3.yaml").write_text(yaml.safe_dump(cfg))
+    argv = [*runs["argv"], "--config", str(work / "zero3.yaml"), "--output", str(work / "z3")]
+    _finish(_torchrun(argv))
+    for a, b in zip(_metrics(work / "two"), _metrics(work / "z3"), strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-5, (a, b)
+    weights = load_file(work / "z3" / "model.safetensors")
+    assert weights.keys() == load_file(work / "two" / "model.safetensors").keys()
+    assert json.loads((work / "z3" / "train_summary.json").read_text())["zero_stage"] == 3
