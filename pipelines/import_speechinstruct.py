@@ -47,6 +47,7 @@ _COM = re.compile(
 )
 K = 1000
 ROWS_PER_SHARD = 100_000
+GROUP_ROWS = 1_000  # rows held in memory per table
 NOT_JSON, NO_TEMPLATE, BAD_UNITS = "not_json", "no_template", "unit_out_of_range"
 
 
@@ -102,34 +103,49 @@ def classify(prefix: str, plain: str) -> tuple[str, dict]:
 
 
 class _Shards:
-    """One table's Parquet shards, ``rows_per_shard`` rows each, renamed ``-of-N`` at the end."""
+    """One table's Parquet shards of ``rows_per_shard`` rows, written a row group of
+    ``GROUP_ROWS`` at a time (memory holds one group), renamed ``-of-N`` at the end."""
 
     def __init__(self, folder: str, table: str, rows_per_shard: int):
         self.folder, self.table, self.limit = folder, table, rows_per_shard
         self.files: list[str] = []
         self.rows: list[dict] = []
-        self.count = self.bytes = 0
+        self.count = self.bytes = self.in_file = 0
+        self.sink = self.writer = None
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
         self.count += 1
-        if len(self.rows) >= self.limit:
-            self.flush()
+        if len(self.rows) >= min(GROUP_ROWS, self.limit - self.in_file):
+            self._write_group()
 
-    def flush(self) -> None:
+    def _write_group(self) -> None:
         if not self.rows:
             return
-        path = storage.join(self.folder, "data", self.table, f"part-{len(self.files):05d}.parquet")
-        table = pa.Table.from_pylist(self.rows, schema=schema(self.table))
-        with storage.open_write(path) as f:
-            pq.write_table(table, f)
-        self.bytes += table.nbytes
-        self.files.append(path)
+        if self.writer is None:
+            path = storage.join(self.folder, "data", self.table, f"part-{len(self.files):05d}")
+            self.sink = storage.open_write(path)
+            self.writer = pq.ParquetWriter(self.sink, schema(self.table))
+            self.files.append(path)
+        group = pa.Table.from_pylist(self.rows, schema=schema(self.table))
+        self.writer.write_table(group)
+        self.bytes += group.nbytes
+        self.in_file += len(self.rows)
         self.rows = []
+        if self.in_file >= self.limit:
+            self._close()
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.sink.close()
+        self.sink = self.writer = None
+        self.in_file = 0
 
     def finish(self) -> list[str]:
         """Rename to ``train-NNNNN-of-NNNNN.parquet``; returns the names under the folder."""
-        self.flush()
+        self._write_group()
+        self._close()
         names = []
         for i, path in enumerate(self.files):
             name = f"data/{self.table}/train-{i:05d}-of-{len(self.files):05d}.parquet"

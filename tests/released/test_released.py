@@ -194,3 +194,18 @@ def test_a_tokenizer_that_cannot_load_says_what_to_install(monkeypatch, released
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", missing)
     with pytest.raises(RuntimeError, match="pip install sentencepiece protobuf"):
         load_tokenizer(str(released_cm))
+
+
+def test_import_writes_shards_of_the_given_size(imported, tmp_path):
+    from pipelines import import_speechinstruct
+
+    out = tmp_path / "ds"
+    argv = ["--input", *imported["info"]["sources"], "--output", str(out), "--rows-per-shard", "2"]
+    import_speechinstruct.run(argv)
+    files = sorted(p.name for p in (out / "data" / "chain_of_modality").glob("*.parquet"))
+    assert files == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    again, first = (
+        load_dataset(str(ds), "chain_of_modality", split="train")["id"]
+        for ds in (out, imported["ds"])
+    )
+    assert again == first and len(first) == 4
