@@ -40,8 +40,9 @@ SPLIT = "[SpeechGPT]: "
 _HUMAN = re.compile(r"\[Human\]:\s*(?P<human>.*?)\s*<eoh>\.?\s*$", re.S)
 _INPUT = re.compile(r"(?P<description>.*?)\s*This is input:\s*(?P<input>.*)", re.S)
 _ANSWER = re.compile(r"(?P<answer>.*?)\s*<eoa>", re.S)
+_TAIL = re.compile(r"[\s.]*")  # what the release has after <eoa>: nothing, " " or "."
 _COM = re.compile(
-    r"(?:\[tq\]\s*)?(?P<tq>[^\[]*?);\s*\[ta\]\s*(?P<ta>.*?)(?:;\s*\[ua\]\s*(?P<ua>" + UNITS + "))?"
+    r"(?:\[tq\]\s*)?(?P<tq>.*?);\s*\[ta\]\s*(?P<ta>.*?)(?:;\s*\[ua\]\s*(?P<ua>" + UNITS + "))?"
     r"|\[ta\]\s*(?P<ta2>.*?)(?:;\s*\[ua\]\s*(?P<ua2>" + UNITS + "))?",
     re.S,
 )
@@ -59,7 +60,7 @@ def classify(prefix: str, plain: str) -> tuple[str, dict]:
     """``(config, row)`` for a released line; ValueError(reason) if it matches no template."""
     head, sep, rest = plain.partition(SPLIT)
     human, answer = _HUMAN.fullmatch(head.strip()), _ANSWER.match(rest)
-    if not sep or human is None or answer is None:
+    if not sep or human is None or answer is None or not _TAIL.fullmatch(rest[answer.end() :]):
         raise ValueError(NO_TEMPLATE)
     row = {"prompt": prefix + head + sep, "response": rest}
     said, reply = human.group("human"), answer.group("answer").strip()

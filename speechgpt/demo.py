@@ -104,8 +104,9 @@ def run(argv: list[str] | None = None) -> None:
     previous = base
     for stage in (1, 2, 3):
         target = out / "models" / f"stage{stage}"
+        # --resume: a demo that was stopped mid-stage continues from its checkpoint
         argv = ["--stage", str(stage), "--config", f"tiny/stage{stage}", "--data", str(dataset),
-                "--base-model", str(previous), "--output", str(target)]  # fmt: skip
+                "--base-model", str(previous), "--output", str(target), "--resume"]  # fmt: skip
         argv += ["--steps", str(args.train_steps)] if args.train_steps else []
         step(f"train stage {stage}", target, (target / "train_summary.json").exists(),
              lambda argv=argv: train.run(argv))  # fmt: skip

@@ -179,12 +179,13 @@ def latest_tag(folder: Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def rotate(folder: Path, keep: int) -> list[str]:
-    """Delete all but the last ``keep`` ``stepN`` checkpoints; returns the deleted tags."""
+def rotate(folder: Path, keep: int, step: int) -> list[str]:
+    """Delete all but the last ``keep`` ``stepN`` checkpoints up to ``step`` (so the one
+    just written stays); returns the deleted tags."""
     tags = sorted(
         (int(m.group(1)), p.name)
         for p in folder.iterdir()
-        if p.is_dir() and (m := TAG.fullmatch(p.name))
+        if p.is_dir() and (m := TAG.fullmatch(p.name)) and int(m.group(1)) <= step
     )
     old = [name for _, name in tags[:-keep]]
     for name in old:

@@ -39,12 +39,16 @@ Does the response meet the criterion? You should only write out your score in th
 """  # noqa: E501  (Appendix F, verbatim)
 
 
-def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...]) -> list:
-    """``(ids, labels)`` of the rows that parse (a held-out set is small: kept in memory)."""
+def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...], rt=None) -> list:
+    """``(ids, labels)`` of the rows that parse (a held-out set is small: kept in memory);
+    with ``rt`` (a ``released.ReleasedTokenizer``) the rows are in the released format."""
     head, out = stage_data.prompt_head(st), []
     for row in rows:
         try:
-            ids, n = stage_data.instruction_sample(row, st, names, head)
+            if rt is None:
+                ids, n = stage_data.instruction_sample(row, st, names, head)
+            else:
+                ids, n = stage_data.released_sample(row, st, rt)
         except stage_data.BadRow:
             continue
         out.append((ids, stage_data.labels(ids, n)))
@@ -55,7 +59,8 @@ def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...]) -> list:
 def heldout_loss(model, samples: list) -> float:
     total, count = 0.0, 0
     for ids, labels in samples:
-        out = model(input_ids=torch.tensor([ids]), labels=torch.as_tensor(labels)[None])
+        ids, labels = torch.tensor([ids]), torch.as_tensor(labels)[None]
+        out = model(input_ids=ids.to(model.device), labels=labels.to(model.device))
         n = int((labels[1:] != stage_data.IGNORE).sum())
         total, count = total + out.loss.item() * n, count + n
     return total / count if count else math.nan
@@ -134,6 +139,9 @@ def run(argv: list[str] | None = None) -> dict:
     style = args.prompt_style or prompt_style(args.lora or args.model, tokenizer)
     rt = released.ReleasedTokenizer(tokenizer) if style == "released" else None
     parse = released.parse_answer if rt else parse_answer
+    # the held-out rows are scored in their own format (an imported release is `released`)
+    released_rows = stage_data.dataset_style(args.data) == "released"
+    rows_rt = (rt or released.ReleasedTokenizer(tokenizer)) if released_rows else None
     report: dict = {
         "model": args.model,
         "lora": args.lora,
@@ -147,7 +155,7 @@ def run(argv: list[str] | None = None) -> dict:
         except ValueError:  # no validation split in this dataset
             continue
         rows = rows.select(range(min(args.max_samples, len(rows))))
-        report["loss"][config] = heldout_loss(model, heldout_samples(rows, st, names))
+        report["loss"][config] = heldout_loss(model, heldout_samples(rows, st, names, rows_rt))
 
     evaluation = stage_data.load_split(args.data, "eval", "test")
     evaluation = evaluation.select(range(min(args.max_samples, len(evaluation))))

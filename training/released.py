@@ -32,7 +32,7 @@ META_INSTRUCTION = (
 HUMAN, TURN_END = "[Human]: ", " <eoh>. [SpeechGPT]: "
 EOA = "<eoa>"
 SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 50}
-CONTROL_STRINGS = ("<eoa>", "[tq]", "[ta]", "[ua]", "<eoh>", "<eos>")
+CONTROL_STRINGS = ("<eoa>", "[tq]", "[ta]", "[ua]", "<eoh>", "<eos>", "</s>", "<s>")
 _SECTION = re.compile(r";?\s*\[(tq|ta|ua)\]\s*")
 
 

@@ -218,8 +218,10 @@ def build(
         (partial / META).write_text(json.dumps(meta, indent=1) + "\n")
         try:
             os.rename(partial, folder)
-        except OSError:  # another process put the same store there first
-            shutil.rmtree(partial)
+        except OSError:
+            if not (folder / META).exists():
+                raise
+            shutil.rmtree(partial)  # another process put the same store there first
     except BaseException:
         writer.close()
         shutil.rmtree(partial, ignore_errors=True)
@@ -304,15 +306,32 @@ def prepare(
 ) -> Path:
     """The store's folder, built now unless a finished one is there."""
     folder = locate(rows, st, recipe, cache)
+    _failed(folder).unlink(missing_ok=True)  # an earlier attempt's
     if not (folder / META).exists():
         build(rows, st, recipe, folder, fingerprint=rows._fingerprint, progress=progress)
     return folder
 
 
+def _failed(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".failed")
+
+
+def mark_failed(folder: Path, error: BaseException) -> None:
+    """Say, beside ``folder``, that building it failed (the waiting ranks stop on it)."""
+    _failed(folder).parent.mkdir(parents=True, exist_ok=True)
+    _failed(folder).write_text(f"{type(error).__name__}: {error}\n")
+
+
 def wait_for(folder: Path, poll_s: float = 2.0, say=print) -> TokenStore:
-    """Block until another process (rank 0) has finished the store at ``folder``."""
+    """Block until another process (rank 0) has finished the store at ``folder``.
+
+    Raises:
+        RuntimeError: rank 0 failed to build it (its error is in ``<folder>.failed``).
+    """
     waited, next_note = 0.0, 60.0
     while not (folder / META).exists():
+        if _failed(folder).exists():
+            raise RuntimeError(f"rank 0 could not build {folder}: {_failed(folder).read_text()}")
         time.sleep(poll_s)
         waited += poll_s
         if waited >= next_note:

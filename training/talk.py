@@ -229,6 +229,7 @@ class Talker:
         new = self._generate(
             context, self.any_id, 3 * s.max_text_tokens + s.max_units, self._released_done
         )
+        new = [i for i in new if i != self.st.eos]
         self.history.append(question + new)
         parts = released.parse_answer(self.st.tok.decode(new))
         units: list[int] = []

@@ -66,7 +66,7 @@ def resize(model, size: int, seed: int = 0) -> int:
         for w in matrices:
             rows = w[:old].float()
             mean, std = rows.mean(0), rows.std(0)
-            noise = torch.randn(w.shape[0] - old, w.shape[1], generator=generator)
+            noise = torch.randn(w.shape[0] - old, w.shape[1], generator=generator).to(w.device)
             w[old:] = (mean + noise * std * INIT_NOISE).to(w.dtype)
     return old
 

@@ -92,7 +92,11 @@ def prepare_store(recipe: store.Recipe, data: str, st: SpeechTokenizer, cache: P
         folder = store.locate(rows, st, recipe, cache)
         ranks.say(f"train: token store {folder}")
         ranks.share(folder)
-        store.prepare(rows, st, recipe, cache)
+        try:
+            store.prepare(rows, st, recipe, cache)
+        except Exception as e:  # the other ranks are waiting for this store: tell them
+            store.mark_failed(folder, e)
+            raise
     else:
         folder = ranks.share(folder)
     return store.wait_for(folder, say=print if ranks.main else lambda *a: None)
@@ -188,9 +192,16 @@ def run(argv: list[str] | None = None) -> dict:
 
     start = 0
     ckpt_dir = out / CHECKPOINTS
-    tag = ranks.share(ds.latest_tag(ckpt_dir) if args.resume and ranks.main else None)
+    tag = ranks.share(ds.latest_tag(ckpt_dir) if ranks.main else None)
+    if tag and not args.resume:
+        raise SystemExit(
+            f"train: {ckpt_dir} holds checkpoints of an earlier run (latest "
+            f"{tag}): pass --resume to continue it, or another --output"
+        )
     if tag:
-        _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        if path is None:
+            raise SystemExit(f"train: {ckpt_dir / tag} (named by `latest`) cannot be loaded")
         start = client["step"]
         if not ds.restore_rng(ckpt_dir / tag, ranks.rank):
             ranks.say(f"train: {tag} has no RNG state for rank {ranks.rank}; reseeded")
@@ -285,4 +296,4 @@ def save_checkpoint(engine, folder: Path, step: int, keep: int, ranks) -> None:
     engine.save_checkpoint(str(folder), tag=tag, client_state={"step": step})
     ranks.barrier()
     if ranks.main:
-        ds.rotate(folder, keep)
+        ds.rotate(folder, keep, step)

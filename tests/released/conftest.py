@@ -177,6 +177,7 @@ def imported(kmeans_1000, tmp_path_factory) -> dict:
         "[ua] <sosp><9><10><11><eosp>",
         format_units(units_of(real_utterance())): "he hoped for stew; [ta] Stew sounds good.; "
         "[ua] <sosp><12><13><eosp>",
+        "<sosp><20><21><eosp>": "sort [3, 1, 2] please; [ta] It is [1, 2, 3].",  # s2t
     }
     lines = [
         json.dumps(
@@ -189,6 +190,13 @@ def imported(kmeans_1000, tmp_path_factory) -> dict:
         json.dumps({"prefix": "x"}),
         json.dumps(["a", "list"]),
         json.dumps({"prefix": "", "plain_text": "[Human]: hello <eoh> and no answer"}),
+        json.dumps(
+            {
+                "prefix": "",
+                "plain_text": "[Human]: hi<eoh>. [SpeechGPT]: ok<eoa>. "
+                "[Human]: more<eoh>. [SpeechGPT]: sure<eoa>",
+            }
+        ),  # two turns in one line
         json.dumps(
             {
                 "prefix": "",

@@ -103,7 +103,9 @@ def test_import_reads_per_config_and_rejects_every_damaged_line(imported):
     assert cross["task"] == ["tts"] and cross[0]["text"].startswith("The alchemist rode")
     assert cross[0]["prompt"].startswith(META_INSTRUCTION + "[Human]: Try to speak out")
     com = load_dataset(ds, "chain_of_modality", split="train")
-    assert sorted(com["format"]) == ["s2s", "s2s", "s2s", "t2s"]
+    assert sorted(com["format"]) == ["s2s", "s2s", "s2s", "s2t", "t2s"]
+    s2t = com[com["format"].index("s2t")]  # a transcript may hold brackets
+    assert (s2t["speech_instruction"], s2t["text_response"]) == ([20, 21], "It is [1, 2, 3].")
     t2s = com[com["format"].index("t2s")]
     assert (t2s["text_instruction"], t2s["text_response"]) == (
         "What is the capital of France?",
@@ -112,7 +114,7 @@ def test_import_reads_per_config_and_rejects_every_damaged_line(imported):
     assert t2s["speech_response"] == [5, 6, 7, 8] and t2s["response"].endswith("<eoa>.")
     rejects = load_dataset(ds, "rejects", split="train")
     assert len(rejects) == imported["damaged"]
-    assert sorted(rejects["reason"]) == ["no_template"] * 3 + ["not_json", "unit_out_of_range"]
+    assert sorted(rejects["reason"]) == ["no_template"] * 4 + ["not_json", "unit_out_of_range"]
     info = json.loads(Path(ds, "build.json").read_text())
     assert info["prompt_style"] == "released" and info["system"] == META_INSTRUCTION
     assert info["extractor"]["k"] == 1000 and len(info["sources"]) == 3
@@ -127,7 +129,7 @@ def test_finetune_on_imported_data_from_the_released_base(
     argv = f"--stage 3 --config tiny/stage3 --steps 3 --data {imported['ds']} --output {s3}"
     summary = train.run([*argv.split(), "--base-model", str(released_cm)])
     assert summary["prompt_style"] == "released" and summary["skipped_rows"] == {}
-    assert summary["samples"] == 3 and summary["dropped_too_long"] == 1  # the release's long row
+    assert summary["samples"] == 4 and summary["dropped_too_long"] == 1  # the release's long row
     assert (s3 / "adapter_config.json").exists()
     capsys.readouterr()
     ask = ("--lora", str(s3), "--text", "hello")
@@ -203,9 +205,9 @@ def test_import_writes_shards_of_the_given_size(imported, tmp_path):
     argv = ["--input", *imported["info"]["sources"], "--output", str(out), "--rows-per-shard", "2"]
     import_speechinstruct.run(argv)
     files = sorted(p.name for p in (out / "data" / "chain_of_modality").glob("*.parquet"))
-    assert files == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert files == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
     again, first = (
         load_dataset(str(ds), "chain_of_modality", split="train")["id"]
         for ds in (out, imported["ds"])
     )
-    assert again == first and len(first) == 4
+    assert again == first and len(first) == 5

@@ -8,7 +8,7 @@ import pytest
 from datasets import Dataset
 
 from speechinstruct.templates import render
-from training import sampler, store
+from training import engine, sampler, store
 from training.data import IGNORE
 from training.tokens import SpeechTokenizer
 
@@ -127,3 +127,17 @@ def test_ranks_split_each_step_like_one_rank_with_more_accumulation():
     seen = Counter(i for m in range(20) for i in draw(m)[1].tolist())
     assert seen == Counter(range(40))  # one epoch: every sample once
     assert draw(20)[0] == 1 and draw(19)[0] == 0
+
+
+def test_a_failed_build_stops_the_waiting_ranks(tmp_path):
+    folder = tmp_path / "token-stores" / "stage2-x-key"
+    store.mark_failed(folder, store.TooManyBadRows("3 of 10 rows could not be used"))
+    with pytest.raises(RuntimeError, match=r"rank 0 could not build .*3 of 10 rows"):
+        store.wait_for(folder, poll_s=0.01)
+
+
+def test_rotation_keeps_the_newest_up_to_the_step_just_saved(tmp_path):
+    for step in (2, 4, 6, 1000):  # step1000: a stale checkpoint of an earlier, longer run
+        (tmp_path / f"step{step}").mkdir()
+    assert engine.rotate(tmp_path, keep=2, step=6) == ["step2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step1000", "step4", "step6"]

@@ -113,3 +113,9 @@ def test_bf16_run_trains_and_saves_bf16_weights(stages, published, tmp_path):
     fp32 = _metrics(f"{stages[2]}/metrics.jsonl")[0]["loss"]
     bf16 = _metrics(out / "metrics.jsonl")[0]["loss"]
     assert bf16 == pytest.approx(fp32, rel=2e-2) and bf16 != fp32
+
+
+def test_a_fresh_run_refuses_an_output_with_checkpoints(stages, published):
+    argv = f"--stage 2 --config tiny/stage2 --steps 2 --base-model {stages[1]} --output {stages[2]}"
+    with pytest.raises(SystemExit, match="--resume to continue"):
+        train.run([*argv.split(), "--data", published])
