@@ -59,9 +59,10 @@ def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...], rt=None) 
 def heldout_loss(model, samples: list) -> float:
     total, count = 0.0, 0
     for ids, labels in samples:
-        ids, labels = torch.tensor([ids]), torch.as_tensor(labels)[None]
-        out = model(input_ids=ids.to(model.device), labels=labels.to(model.device))
-        n = int((labels[1:] != stage_data.IGNORE).sum())
+        inputs = torch.tensor([ids], device=model.device)
+        targets = torch.as_tensor(labels, device=model.device)[None]
+        out = model(input_ids=inputs, labels=targets)
+        n = int((targets[0, 1:] != stage_data.IGNORE).sum())  # the shifted targets it scores
         total, count = total + out.loss.item() * n, count + n
     return total / count if count else math.nan
 

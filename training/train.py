@@ -137,10 +137,23 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--dtype", choices=stage_config.DTYPES, help="override the preset's dtype")
+    parser.add_argument(
+        "--micro-batch-size",
+        type=int,
+        help="override the preset's sequences per rank and micro-step (the "
+        "global batch stays: accumulation = batch / (micro × ranks))",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)  # set by `deepspeed`
     args = parser.parse_args(argv)
-    cfg = load_config(parser, args, steps=args.steps, seed=args.seed, dtype=args.dtype)
+    cfg = load_config(
+        parser,
+        args,
+        steps=args.steps,
+        seed=args.seed,
+        dtype=args.dtype,
+        micro_batch_size=args.micro_batch_size,
+    )
     ranks = ds.init_distributed()
     if not ranks.main:  # one progress bar and one set of messages: rank 0's
         import transformers
