@@ -18,8 +18,10 @@ def machine() -> str:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")  # fmt: skip
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def today() -> str:

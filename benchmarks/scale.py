@@ -140,8 +140,9 @@ def graph_bytes(folder: Path, km: str, staging: str) -> int:
     return p.to_runner_api().ByteSize()
 
 
-def bare_loop(folder: Path, rows: list[tuple[str, float, float]], km: str,
-              blas_threads: int | None = None) -> dict:  # fmt: skip
+def bare_loop(
+    folder: Path, rows: list[tuple[str, float, float]], km: str, blas_threads: int | None = None
+) -> dict:
     """Decode each segment, extract, reduce: one at a time, no Beam (OpenBLAS limited to
     ``blas_threads`` if given)."""
     from threadpoolctl import threadpool_limits
@@ -173,12 +174,15 @@ def tokenize_child(folder: str, km: str, output: str) -> None:
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     start = time.perf_counter()
-    stats = tokenize.run(["--corpus", "manifest", "--input", folder, "--kmeans", km,
-                          "--output", output])  # fmt: skip
+    stats = tokenize.run(
+        ["--corpus", "manifest", "--input", folder, "--kmeans", km, "--output", output]
+    )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(MARK + json.dumps({"stats": stats, "wall": wall, "rss_imports": before,
-                             "rss_peak": peak}), flush=True)  # fmt: skip
+    print(
+        MARK + json.dumps({"stats": stats, "wall": wall, "rss_imports": before, "rss_peak": peak}),
+        flush=True,
+    )
 
 
 def tokenize_subprocess(folder: Path, km: str, output: Path, env: dict | None = None) -> dict:
@@ -230,13 +234,27 @@ def main() -> dict:
 
         km = str(tmp / "km.npy")
         t = time.perf_counter()
-        learn_kmeans.run(["--corpus", "manifest", "--input", str(big), "--k", str(K),
-                          "--output", km, "--max-utterances", str(KMEANS_UTTERANCES)])  # fmt: skip
+        learn_kmeans.run(
+            [
+                "--corpus",
+                "manifest",
+                "--input",
+                str(big),
+                "--k",
+                str(K),
+                "--output",
+                km,
+                "--max-utterances",
+                str(KMEANS_UTTERANCES),
+            ]
+        )
         kmeans_s = time.perf_counter() - t
         log(f"learn-kmeans: {kmeans_s:.1f} s")
 
-        graph = {n: graph_bytes(d, km, str(tmp / "stage")) for n, d in
-                 ((GRAPH_SMALL, tiny), (RECORDS, big))}  # fmt: skip
+        graph = {
+            n: graph_bytes(d, km, str(tmp / "stage"))
+            for n, d in ((GRAPH_SMALL, tiny), (RECORDS, big))
+        }
         log(f"graph bytes: {graph}")
 
         tok, bare = {}, {}
@@ -246,14 +264,18 @@ def main() -> dict:
             log(f"tokenize, {what} (fresh subprocess)")
             env = {"OPENBLAS_NUM_THREADS": str(threads)} if threads else None
             tok[n, threads] = r = tokenize_subprocess(folders[n], km, tmp / f"o{n}-{threads}", env)
-            log(f"tokenize, {what}: {r['wall']:.1f} s, {r['stats']['read'] / r['wall']:.1f} rec/s, "
+            log(
+                f"tokenize, {what}: {r['wall']:.1f} s, {r['stats']['read'] / r['wall']:.1f} rec/s, "
                 f"peak RSS {r['rss_peak'] / 1024:.0f} MiB ({r['rss_imports'] / 1024:.0f} after "
-                f"imports), others {r['process']['others']:.1f} cores; {r['stats']}")  # fmt: skip
+                f"imports), others {r['process']['others']:.1f} cores; {r['stats']}"
+            )
             if with_bare:
                 log(f"bare extractor loop, {what}")
                 bare[n, threads] = b = bare_loop(big, rows[:n], km, threads)
-                log(f"bare, {what}: {b['wall']:.1f} s, {n / b['wall']:.1f} rec/s, "
-                    f"others {b['others']:.1f} cores")  # fmt: skip
+                log(
+                    f"bare, {what}: {b['wall']:.1f} s, {n / b['wall']:.1f} rec/s, "
+                    f"others {b['others']:.1f} cores"
+                )
 
     results = {
         "date": date,

@@ -24,11 +24,13 @@ def main() -> None:
         km = str(root / "km.npy")
         ls = str(root / "c" / "LibriSpeech")
         learn_kmeans.run(["--corpus", "librispeech", "--input", ls, "--k", str(K), "--output", km])
-        tokenize.run(["--corpus", "librispeech", "--input", ls, "--kmeans", km,
-                      "--output", str(root / "u")])  # fmt: skip
+        tokenize.run(
+            ["--corpus", "librispeech", "--input", ls, "--kmeans", km, "--output", str(root / "u")]
+        )
         start = time.perf_counter()
-        m = t2u_train.run(["--units", str(root / "u"), "--output", str(root / "t2u"),
-                           "--steps", str(STEPS)])  # fmt: skip
+        m = t2u_train.run(
+            ["--units", str(root / "u"), "--output", str(root / "t2u"), "--steps", str(STEPS)]
+        )
         train_min = (time.perf_counter() - start) / 60
         pairs, _ = t2u_train.read_pairs([str(root / "u")])
         texts = [t for _, t, _ in pairs][:64]

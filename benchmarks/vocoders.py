@@ -26,35 +26,71 @@ def main() -> None:
         root = Path(tmp)
         make_corpora(root / "c", UTTERANCES, seed=0)
         km = str(root / "km.npy")
-        learn_kmeans.run(["--corpus", "librilight", "--input", str(root / "c" / "librilight"),
-                          "--split", "small", "--k", str(K), "--output", km])  # fmt: skip
+        learn_kmeans.run(
+            [
+                "--corpus",
+                "librilight",
+                "--input",
+                str(root / "c" / "librilight"),
+                "--split",
+                "small",
+                "--k",
+                str(K),
+                "--output",
+                km,
+            ]
+        )
         units = []
         for corpus, (folder, split) in LAYOUT.items():
             out = str(root / "u" / corpus)
-            argv = ["--corpus", corpus, "--input", str(root / "c" / folder), "--kmeans", km,
-                    "--output", out]  # fmt: skip
+            argv = [
+                "--corpus",
+                corpus,
+                "--input",
+                str(root / "c" / folder),
+                "--kmeans",
+                km,
+                "--output",
+                out,
+            ]
             tokenize.run(argv + (["--split", split] if split else []))
             units.append(out)
         timing, reports = {}, {}
-        for kind, extra in (("baseline", []),
-                            ("hifigan", ["--preset", "tiny", "--max-seconds",
-                                         str(HIFIGAN_SECONDS), "--steps", "1000000"])):  # fmt: skip
+        for kind, extra in (
+            ("baseline", []),
+            (
+                "hifigan",
+                ["--preset", "tiny", "--max-seconds", str(HIFIGAN_SECONDS), "--steps", "1000000"],
+            ),
+        ):
             start = time.perf_counter()
-            summary = vocoder_train.run(["--kind", kind, "--units", *units,
-                                         "--output", str(root / kind), *extra])  # fmt: skip
+            summary = vocoder_train.run(
+                ["--kind", kind, "--units", *units, "--output", str(root / kind), *extra]
+            )
             timing[kind] = (time.perf_counter() - start, summary)
-            reports[kind] = eval_speech.run(["--units", *units, "--heldout",
-                                             "--vocoder", str(root / kind),
-                                             "--max-samples", str(SAMPLES),
-                                             "--output", str(root / f"eval-{kind}")])  # fmt: skip
+            reports[kind] = eval_speech.run(
+                [
+                    "--units",
+                    *units,
+                    "--heldout",
+                    "--vocoder",
+                    str(root / kind),
+                    "--max-samples",
+                    str(SAMPLES),
+                    "--output",
+                    str(root / f"eval-{kind}"),
+                ]
+            )
     base, hifi = reports["baseline"], reports["hifigan"]
     steps = timing["hifigan"][1]["steps"]
     rows = "\n".join(
         f"| {name} | {r['wer']['original']:.3f} | {r['wer']['resynthesized']:.3f} | "
         f"{r['wer']['resynthesized_predicted_durations']:.3f} | {timing[kind][0] / 60:.1f} min |"
-        for kind, name, r in (("baseline", "baseline (context log-mel + Griffin-Lim)", base),
-                              ("hifigan", f"unit HiFi-GAN, tiny preset, {steps} steps", hifi))
-    )  # fmt: skip
+        for kind, name, r in (
+            ("baseline", "baseline (context log-mel + Griffin-Lim)", base),
+            ("hifigan", f"unit HiFi-GAN, tiny preset, {steps} steps", hifi),
+        )
+    )
     example = next((e for e in base["examples"] if e["original"]), base["examples"][0])
     write_section(
         "vocoder",

@@ -29,16 +29,22 @@ def add_extractor_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 …")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the model")
     parser.add_argument(
-        "--model-copies", type=int, default=1,
+        "--model-copies",
+        type=int,
+        default=1,
         help="model copies per worker machine (GPU workers: one per GPU; CPU: 1, shared by the "
         "worker's processes)",
-    )  # fmt: skip
+    )
 
 
 def add_shard_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-shards", type=int, help="shards per split (default: by size)")
-    parser.add_argument("--max-shard-mb", type=float, default=MAX_SHARD_BYTES / 2**20,
-                        help="target shard size when --num-shards is not given")  # fmt: skip
+    parser.add_argument(
+        "--max-shard-mb",
+        type=float,
+        default=MAX_SHARD_BYTES / 2**20,
+        help="target shard size when --num-shards is not given",
+    )
 
 
 def shards(args: argparse.Namespace) -> Shards:

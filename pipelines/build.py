@@ -32,8 +32,14 @@ REJECTS = "rejects"
 
 
 def _reject(id_: str, reason: str, detail: str) -> dict:
-    return {"id": id_, "corpus": "moss", "source": None, "stage": "build", "reason": reason,
-            "detail": detail}  # fmt: skip
+    return {
+        "id": id_,
+        "corpus": "moss",
+        "source": None,
+        "stage": "build",
+        "reason": reason,
+        "detail": detail,
+    }
 
 
 class ReadChatsFn(beam.DoFn):
@@ -104,8 +110,9 @@ def _one_per_id(id_: str, rows):
     yield first
     for row in others:
         reject = _reject(id_, reasons.BAD_METADATA, "id also in another --units input")
-        yield beam.pvalue.TaggedOutput(REJECTS, {**reject, "corpus": row["corpus"],
-                                                 "source": row["source"]})  # fmt: skip
+        yield beam.pvalue.TaggedOutput(
+            REJECTS, {**reject, "corpus": row["corpus"], "source": row["source"]}
+        )
 
 
 def _quadruplet(item, validation_share: float):
@@ -117,16 +124,23 @@ def _quadruplet(item, validation_share: float):
         reject = _reject(chat_id, reasons.NO_SPEECH, "empty units")
         yield beam.pvalue.TaggedOutput(REJECTS, reject)
         return
-    yield from instructions.chain_of_modality(chat_id, human, answer, speech["instruction"],
-                                              speech["response"], validation_share)  # fmt: skip
+    yield from instructions.chain_of_modality(
+        chat_id, human, answer, speech["instruction"], speech["response"], validation_share
+    )
 
 
 def _eval_row(item):
     key, grouped = item
     (pair,), speech = grouped["text"], dict(grouped["speech"])
-    return {"id": key, "role": pair["role"], "text_instruction": pair["instruction"],
-            "text_response": pair["response"], "speech_instruction": speech["instruction"],
-            "speech_response": speech["response"], SPLIT: "test"}  # fmt: skip
+    return {
+        "id": key,
+        "role": pair["role"],
+        "text_instruction": pair["instruction"],
+        "text_response": pair["response"],
+        "speech_instruction": speech["instruction"],
+        "speech_response": speech["response"],
+        SPLIT: "test",
+    }
 
 
 def _speech_requests(key: str, instruction: str, response: str):
@@ -167,20 +181,24 @@ def build(p, args, staging: str) -> None:
         units.ok
         | "PretrainCorpora"
         >> beam.Filter(lambda r, c=tuple(args.pretrain_corpora): r["corpus"] in c)
-        | "Pretrain" >> beam.Map(lambda r: {"id": r["id"], "units": r["units"],
-                                            SPLIT: instructions.split_of(r["id"], share)})
-    )  # fmt: skip
+        | "Pretrain"
+        >> beam.Map(
+            lambda r: {
+                "id": r["id"],
+                "units": r["units"],
+                SPLIT: instructions.split_of(r["id"], share),
+            }
+        )
+    )
     chats = (
         p
         | "ChatsFile" >> beam.Create([args.chats])
         | "ReadChats" >> beam.ParDo(ReadChatsFn(args.max_chats))
         | "SpreadChats" >> beam.Reshuffle()
     )
-    parsed = (
-        chats
-        | "ParseChats"
-        >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(REJECTS, main="ok")
-    )  # fmt: skip
+    parsed = chats | "ParseChats" >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(
+        REJECTS, main="ok"
+    )
     com_speech = (
         parsed.ok
         | "ChatTexts" >> beam.FlatMapTuple(_speech_requests)
@@ -188,28 +206,37 @@ def build(p, args, staging: str) -> None:
         | "ChatOwner" >> beam.Map(_by_owner)
     )
     com = (
-        {"text": parsed.ok | "ChatKey" >> beam.MapTuple(lambda c, h, a: (c, (h, a))),
-         "speech": com_speech}
+        {
+            "text": parsed.ok | "ChatKey" >> beam.MapTuple(lambda c, h, a: (c, (h, a))),
+            "speech": com_speech,
+        }
         | "JoinChats" >> beam.CoGroupByKey()
         | "CoM" >> beam.FlatMap(_quadruplet, share).with_outputs(REJECTS, main="ok")
-    )  # fmt: skip
-    pairs = [(f"eval_{re.sub(r'[^a-z]+', '_', e['role'])}_{i % 10}", e)
-             for i, e in enumerate(texts.eval_pairs())]  # fmt: skip
+    )
+    pairs = [
+        (f"eval_{re.sub(r'[^a-z]+', '_', e['role'])}_{i % 10}", e)
+        for i, e in enumerate(texts.eval_pairs())
+    ]
     eval_pairs = p | "EvalPairs" >> beam.Create(pairs)
     eval_speech = (
         eval_pairs
         | "EvalTexts" >> beam.FlatMapTuple(lambda k, e: _speech_requests(k, *_pair_texts(e)))
         | "EvalSpeech" >> TextToUnits("tts", None, spec, args.kmeans)
         | "EvalOwner" >> beam.Map(_by_owner)
-    )  # fmt: skip
+    )
     evaluation = (
         {"text": eval_pairs, "speech": eval_speech}
         | "JoinEval" >> beam.CoGroupByKey()
         | "Eval" >> beam.Map(_eval_row)
     )
     rejects = (parsed[REJECTS], com[REJECTS], units[REJECTS]) | "AllRejects" >> beam.Flatten()
-    tables = {"cross_modal": cross, "pretrain": pretrain, "chain_of_modality": com.ok,
-              "eval": evaluation, "rejects": rejects}  # fmt: skip
+    tables = {
+        "cross_modal": cross,
+        "pretrain": pretrain,
+        "chain_of_modality": com.ok,
+        "eval": evaluation,
+        "rejects": rejects,
+    }
     shards = arguments.shards(args)
     files = [
         pcoll
@@ -220,7 +247,7 @@ def build(p, args, staging: str) -> None:
     counts = (
         chats | "CountChats" >> beam.Map(lambda c: ("chats_read", 1)),
         rejects | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['corpus']}", 1)),
-    ) | "AllCounts" >> beam.Flatten()  # fmt: skip
+    ) | "AllCounts" >> beam.Flatten()
     _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
 
@@ -230,8 +257,9 @@ def _inputs(unit_dirs: list[str]) -> list[dict]:
     markers = [storage.require_complete(d, "tokenize output") for d in unit_dirs]
     extractors = {json.dumps(m["stats"]["extractor"], sort_keys=True) for m in markers}
     if len(extractors) != 1:
-        raise ValueError(f"the --units folders were made with {len(extractors)} extractors: "
-                         f"{sorted(extractors)}")  # fmt: skip
+        raise ValueError(
+            f"the --units folders were made with {len(extractors)} extractors: {sorted(extractors)}"
+        )
     return markers
 
 
@@ -279,24 +307,37 @@ def run(argv: list[str] | None = None) -> dict:
     tables = tables_of(summary["files"])
     counts = {table: dict(tables.get(table, {}).get("rows", {})) for table in TABLES}
     chats_read = summary["counts"].get("chats_read", 0)
-    tokenized = [{k: v for k, v in m["stats"].items()
-                  if k in ("corpus", "split", "read", "kept", "rejected", "duplicates")}
-                 for m in markers]  # fmt: skip
+    tokenized = [
+        {
+            k: v
+            for k, v in m["stats"].items()
+            if k in ("corpus", "split", "read", "kept", "rejected", "duplicates")
+        }
+        for m in markers
+    ]
     info = {
         "counts": counts,
         "corpora": sorted({m["stats"]["corpus"] for m in markers if m["stats"]["kept"]}),
-        "tokenize": tokenized, "extractor": extractor,
-        "checkpoint": args.checkpoint, "kmeans": args.kmeans, "units": args.units,
-        "chats": args.chats, "chats_read": chats_read, "speech_backend": args.speech_backend,
-        "t2u": args.t2u, "seed": args.seed, "asr_probability": args.asr_probability,
+        "tokenize": tokenized,
+        "extractor": extractor,
+        "checkpoint": args.checkpoint,
+        "kmeans": args.kmeans,
+        "units": args.units,
+        "chats": args.chats,
+        "chats_read": chats_read,
+        "speech_backend": args.speech_backend,
+        "t2u": args.t2u,
+        "seed": args.seed,
+        "asr_probability": args.asr_probability,
         "max_response_words": args.max_response_words,
         "wall_seconds": round(time.perf_counter() - start, 1),
-    }  # fmt: skip
+    }
     com_chats = sum(counts["chain_of_modality"].values()) // 4
     chat_rejects = summary["counts"].get("rejected/moss", 0)
     if com_chats + chat_rejects != chats_read:
-        raise RuntimeError(f"chats do not reconcile: {chats_read} read, {com_chats} built, "
-                           f"{chat_rejects} rejected")  # fmt: skip
+        raise RuntimeError(
+            f"chats do not reconcile: {chats_read} read, {com_chats} built, {chat_rejects} rejected"
+        )
     storage.write_json(storage.join(staging, "build.json"), info)
     storage.commit(staging, out, {"job": "build", "tables": tables, "stats": info})
     print(f"build: {json.dumps(counts)} -> {out}", flush=True)

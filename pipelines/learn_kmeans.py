@@ -63,13 +63,16 @@ def _write_sample(utterances: list[Utterance], path: str) -> None:
         }
         for u in sorted(utterances, key=lambda u: u.id)
     ]
-    storage.write_json(path, rows)  # fmt: skip
+    storage.write_json(path, rows)
 
 
 def _read_sample(path: str) -> list[Utterance]:
-    return [Utterance(r["id"], r["corpus"], r["split"], r["speaker"], r["text"],
-                      AudioSource(**r["source"]))
-            for r in storage.read_json(path)]  # fmt: skip
+    return [
+        Utterance(
+            r["id"], r["corpus"], r["split"], r["speaker"], r["text"], AudioSource(**r["source"])
+        )
+        for r in storage.read_json(path)
+    ]
 
 
 def sample_utterances(source, fraction: float, count: int, seed: int, path: str, options) -> None:
@@ -91,8 +94,9 @@ def run(argv: list[str] | None = None) -> dict:
     arguments.add_corpus_args(parser)
     arguments.add_extractor_args(parser)
     parser.add_argument("--k", type=int, required=True, help="number of clusters (units)")
-    parser.add_argument("--output", required=True,
-                        help="centroids file (.npy, path or URI); a .json beside")  # fmt: skip
+    parser.add_argument(
+        "--output", required=True, help="centroids file (.npy, path or URI); a .json beside"
+    )
     parser.add_argument(
         "--sample-fraction",
         type=float,
@@ -121,8 +125,9 @@ def run(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     stage = storage.start(output)
     sample_path = storage.join(stage, "sample.json")
-    sample_utterances(source, args.sample_fraction, args.max_utterances, args.seed, sample_path,
-                      options)  # fmt: skip
+    sample_utterances(
+        source, args.sample_fraction, args.max_utterances, args.seed, sample_path, options
+    )
     utterances = _read_sample(sample_path)
     storage.delete_tree(stage)
     print(f"learn-kmeans: featurizing {len(utterances)} sampled utterances", flush=True)
@@ -143,8 +148,11 @@ def run(argv: list[str] | None = None) -> dict:
     if not used:
         raise ValueError(f"no usable utterance in the sample of {args.input} ({rejected} rejected)")
     frames = reservoir.sample()
-    print(f"learn-kmeans: fitting k={args.k} on {len(frames)} of {reservoir.seen} frames "
-          f"({used} utterances, {rejected} rejected)", flush=True)  # fmt: skip
+    print(
+        f"learn-kmeans: fitting k={args.k} on {len(frames)} of {reservoir.seen} frames "
+        f"({used} utterances, {rejected} rejected)",
+        flush=True,
+    )
     centroids, inertia = kmeans.learn(frames, args.k, kmeans.KMeansConfig(seed=args.seed))
     meta = {
         "extractor": spec.name,

@@ -39,8 +39,9 @@ def _read(file: str, columns: list[str] | None = None):
         return pq.read_table(f, columns=columns)
 
 
-def unit_lengths(folder: str | Path, config: str, max_files: int | None = None
-                 ) -> dict[str, np.ndarray]:  # fmt: skip
+def unit_lengths(
+    folder: str | Path, config: str, max_files: int | None = None
+) -> dict[str, np.ndarray]:
     """Per unit column of ``config``: the sequence lengths over the shards in ``folder``."""
     columns = unit_columns(config)
     lengths: dict[str, list[np.ndarray]] = {c: [] for c in columns}
@@ -54,8 +55,9 @@ def unit_lengths(folder: str | Path, config: str, max_files: int | None = None
     return {c: np.concatenate(parts) if parts else np.zeros(0, int) for c, parts in lengths.items()}
 
 
-def unit_frequency(folder: str | Path, k: int, column: str = "units",
-                   max_files: int | None = None) -> np.ndarray:  # fmt: skip
+def unit_frequency(
+    folder: str | Path, k: int, column: str = "units", max_files: int | None = None
+) -> np.ndarray:
     """How often each unit id ``0..k-1`` occurs in ``column`` over the shards in ``folder``."""
     counts = np.zeros(k, dtype=np.int64)
     for f in shard_files(folder, max_files):
@@ -124,8 +126,12 @@ def plot_unit_frequency(counts: np.ndarray, path: Path, title: str) -> None:
     used = counts[counts > 0]
     if len(used) and used.max() / used.min() > LOG_Y_ABOVE:
         ax.set_yscale("log")
-    ax.set(xlabel="unit id", ylabel="occurrences", xlim=(-1, len(counts)),
-           title=f"{title} (K = {len(counts)}, {int((counts == 0).sum())} unused)")  # fmt: skip
+    ax.set(
+        xlabel="unit id",
+        ylabel="occurrences",
+        xlim=(-1, len(counts)),
+        title=f"{title} (K = {len(counts)}, {int((counts == 0).sum())} unused)",
+    )
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     _save(fig, path)

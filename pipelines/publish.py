@@ -36,8 +36,9 @@ def _splits(build: str, files: list[str]) -> dict[str, dict[str, int]]:
     for f in files:
         with storage.open_read(storage.join(build, f)) as opened:
             meta = pq.read_metadata(opened)
-        split = counts.setdefault(storage.name(f).split("-")[0],
-                                  {"num_examples": 0, "num_bytes": 0})  # fmt: skip
+        split = counts.setdefault(
+            storage.name(f).split("-")[0], {"num_examples": 0, "num_bytes": 0}
+        )
         split["num_examples"] += meta.num_rows
         split["num_bytes"] += sum(
             meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)
@@ -45,8 +46,9 @@ def _splits(build: str, files: list[str]) -> dict[str, dict[str, int]]:
     return dict(sorted(counts.items(), key=lambda kv: SPLIT_ORDER.index(kv[0])))
 
 
-def draw_pictures(build: str, folder: Path, configs: list[str], info: dict,
-                  max_files: int | None = PLOT_SHARDS) -> dict[str, str]:  # fmt: skip
+def draw_pictures(
+    build: str, folder: Path, configs: list[str], info: dict, max_files: int | None = PLOT_SHARDS
+) -> dict[str, str]:
     """Draw the card's pictures into the local ``folder`` from at most ``max_files`` shards
     of each table; returns ``{file name: caption}``."""
     drawn = {}
@@ -70,23 +72,30 @@ def card_header(counts: dict[str, dict[str, dict[str, int]]], configs: list[str]
     """The card's YAML header: configs with their ``data_files`` globs, features, splits."""
     return {
         "configs": [
-            {"config_name": c, "default": c == configs[0],
-             "data_files": [{"split": s, "path": f"data/{c}/{s}-*.parquet"} for s in counts[c]]}
+            {
+                "config_name": c,
+                "default": c == configs[0],
+                "data_files": [{"split": s, "path": f"data/{c}/{s}-*.parquet"} for s in counts[c]],
+            }
             for c in configs
         ],
         "dataset_info": [
-            {"config_name": c, "features": features(c)._to_yaml_list(),
-             "splits": [{"name": s, **n} for s, n in counts[c].items()]}
+            {
+                "config_name": c,
+                "features": features(c)._to_yaml_list(),
+                "splits": [{"name": s, **n} for s, n in counts[c].items()],
+            }
             for c in configs
         ],
         "language": ["en"],
         "task_categories": ["automatic-speech-recognition", "text-to-speech", "text-generation"],
         "tags": ["speech", "discrete-units", "speechgpt", "speechinstruct"],
-    }  # fmt: skip
+    }
 
 
-def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
-         pictures: dict[str, str] | None = None) -> str:  # fmt: skip
+def card(
+    counts: dict[str, dict[str, dict[str, int]]], info: dict, pictures: dict[str, str] | None = None
+) -> str:
     """The dataset card: YAML header for ``datasets``/the Hub, then how it was made.
 
     ``pictures`` (``{file name under PLOTS/: caption}``) are shown as relative image links.
@@ -94,10 +103,12 @@ def card(counts: dict[str, dict[str, dict[str, int]]], info: dict,
     configs = [c for c in CONFIGS if counts.get(c)]
     header = card_header(counts, configs)
     ex = info.get("extractor", {})
-    rows = "\n".join(f"| `{c}` | {s} | {n['num_examples']} |"
-                     for c in configs for s, n in counts[c].items())  # fmt: skip
-    images = "".join(f"![{caption}]({PLOTS}/{name})\n\n"
-                     for name, caption in (pictures or {}).items())  # fmt: skip
+    rows = "\n".join(
+        f"| `{c}` | {s} | {n['num_examples']} |" for c in configs for s, n in counts[c].items()
+    )
+    images = "".join(
+        f"![{caption}]({PLOTS}/{name})\n\n" for name, caption in (pictures or {}).items()
+    )
     return f"""---
 {yaml.safe_dump(header, sort_keys=False).strip()}
 ---
@@ -177,8 +188,12 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--input", required=True, help="a `speechgpt build` output folder")
     parser.add_argument("--output", required=True, help="the dataset folder to write")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload (token: HF_TOKEN)")
-    parser.add_argument("--plot-shards", type=int, default=PLOT_SHARDS,
-                        help="shards per table read for the card's pictures")  # fmt: skip
+    parser.add_argument(
+        "--plot-shards",
+        type=int,
+        default=PLOT_SHARDS,
+        help="shards per table read for the card's pictures",
+    )
     args, beam_args = parser.parse_known_args(argv)
     storage.configure(arguments.pipeline_options(beam_args))
     output = storage.normalize(args.output)

@@ -37,8 +37,9 @@ def bucket(id_: str, count: int) -> int:
     return int.from_bytes(hashlib.blake2b(id_.encode(), digest_size=8).digest(), "big") % count
 
 
-def shard_count(rows: int, estimated_bytes: int, num_shards: int | None,
-                target_bytes: int = MAX_SHARD_BYTES) -> int:  # fmt: skip
+def shard_count(
+    rows: int, estimated_bytes: int, num_shards: int | None, target_bytes: int = MAX_SHARD_BYTES
+) -> int:
     """``num_shards`` if given, else enough shards of ``target_bytes``; never more than rows."""
     wanted = num_shards or math.ceil(estimated_bytes / target_bytes)
     return max(1, min(rows, wanted))

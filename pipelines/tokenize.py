@@ -62,9 +62,18 @@ def _kept_counts(row: dict):
     yield "audio_ms", round(row["duration_s"] * 1000)
 
 
-def build(p: beam.Pipeline, source: Source, spec: ExtractorSpec, kmeans: str, extractor: dict,
-          limits, staging: str, batch_size: int, shards: Shards = Shards(),
-          model_copies: int = 1) -> None:  # fmt: skip
+def build(
+    p: beam.Pipeline,
+    source: Source,
+    spec: ExtractorSpec,
+    kmeans: str,
+    extractor: dict,
+    limits,
+    staging: str,
+    batch_size: int,
+    shards: Shards = Shards(),
+    model_copies: int = 1,
+) -> None:
     """The pipeline graph, writing the three tables and a summary under ``staging``.
 
     Its size does not depend on the corpus: only ``source``'s root and globs are in it.
@@ -94,17 +103,17 @@ def build(p: beam.Pipeline, source: Source, spec: ExtractorSpec, kmeans: str, ex
         | "AllDuplicates" >> beam.Flatten(),
     }
     files = [
-        pcoll | f"Write{table.title()}" >> WriteTable(
-            table, storage.join(staging, table), shards.num_shards, shards.target_bytes
-        )
+        pcoll
+        | f"Write{table.title()}"
+        >> WriteTable(table, storage.join(staging, table), shards.num_shards, shards.target_bytes)
         for table, pcoll in outputs.items()
-    ]  # fmt: skip
+    ]
     counts = (
         read | "CountRead" >> beam.Map(lambda r: ("read", 1)),
         outputs["units"] | "CountKept" >> beam.FlatMap(_kept_counts),
         outputs["rejects"] | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['reason']}", 1)),
         outputs["duplicates"] | "CountDups" >> beam.Map(lambda r: (f"duplicates/{r['kind']}", 1)),
-    ) | "AllCounts" >> beam.Flatten()  # fmt: skip
+    ) | "AllCounts" >> beam.Flatten()
     _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
 
@@ -128,8 +137,12 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     spec = arguments.extractor_spec(args)
     kmeans = storage.normalize(args.kmeans)
     centroids = load_centroids(storage.local_copy(kmeans))
-    extractor = {"name": spec.name, "layer": spec.layer if spec.name == "hubert" else None,
-                 "k": len(centroids), "centroids_hash": centroids_hash(centroids)}  # fmt: skip
+    extractor = {
+        "name": spec.name,
+        "layer": spec.layer if spec.name == "hubert" else None,
+        "k": len(centroids),
+        "centroids_hash": centroids_hash(centroids),
+    }
     source = sources.source(args.corpus, args.input, args.split)
     source.check()
     out = storage.normalize(args.output)
@@ -137,8 +150,18 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 
     staging = storage.start(out)
     p = test_pipeline or beam.Pipeline(options=options)
-    build(p, source, spec, kmeans, extractor, arguments.limits(args), staging, args.batch_size,
-          arguments.shards(args), args.model_copies)  # fmt: skip
+    build(
+        p,
+        source,
+        spec,
+        kmeans,
+        extractor,
+        arguments.limits(args),
+        staging,
+        args.batch_size,
+        arguments.shards(args),
+        args.model_copies,
+    )
     p.run().wait_until_finish()
 
     summary = read_summary(staging)
@@ -160,6 +183,9 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     storage.write_json(storage.join(staging, "stats.json"), stats)
     marker = {"job": "tokenize", "tables": tables_of(summary["files"]), "stats": stats}
     storage.commit(staging, out, marker)
-    print(f"tokenize: read {stats['read']}, kept {stats['kept']}, rejected {stats['rejected']}, "
-          f"duplicates {stats['duplicates']} -> {out}", flush=True)  # fmt: skip
+    print(
+        f"tokenize: read {stats['read']}, kept {stats['kept']}, rejected {stats['rejected']}, "
+        f"duplicates {stats['duplicates']} -> {out}",
+        flush=True,
+    )
     return stats

@@ -61,55 +61,150 @@ def run(argv: list[str] | None = None) -> None:
     step("corpus", corpora, done, lambda: make_corpora(corpora, args.utterances, args.seed))
 
     km = out / "kmeans" / f"mfcc_k{K}.npy"
-    step("learn-kmeans", km, km.with_suffix(".json").exists(), lambda: learn_kmeans.run([
-        "--corpus", "librilight", "--input", str(corpora / "librilight"), "--split", "small",
-        "--extractor", "mfcc", "--k", str(K), "--output", str(km), "--seed", str(args.seed),
-    ]))  # fmt: skip
+    step(
+        "learn-kmeans",
+        km,
+        km.with_suffix(".json").exists(),
+        lambda: learn_kmeans.run(
+            [
+                "--corpus",
+                "librilight",
+                "--input",
+                str(corpora / "librilight"),
+                "--split",
+                "small",
+                "--extractor",
+                "mfcc",
+                "--k",
+                str(K),
+                "--output",
+                str(km),
+                "--seed",
+                str(args.seed),
+            ]
+        ),
+    )
 
     for corpus, (folder, split) in LAYOUT.items():
         units = out / "units" / corpus
-        argv = ["--corpus", corpus, "--input", str(corpora / folder), "--extractor", "mfcc",
-                "--kmeans", str(km), "--output", str(units)]  # fmt: skip
+        argv = [
+            "--corpus",
+            corpus,
+            "--input",
+            str(corpora / folder),
+            "--extractor",
+            "mfcc",
+            "--kmeans",
+            str(km),
+            "--output",
+            str(units),
+        ]
         argv += ["--split", split] if split else []
-        step(f"tokenize {corpus}", units, (units / MARKER).exists(),
-             lambda argv=argv: tokenize.run(argv))  # fmt: skip
+        step(
+            f"tokenize {corpus}",
+            units,
+            (units / MARKER).exists(),
+            lambda argv=argv: tokenize.run(argv),
+        )
         stats = json.loads((units / "stats.json").read_text())
-        print(f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
-              f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
-              f"({stats['audio_seconds'] / 60:.1f} min of audio)", flush=True)  # fmt: skip
+        print(
+            f"[tokenize {corpus}] read {stats['read']}  kept {stats['kept']}  "
+            f"rejected {stats['rejected'] or 0}  duplicates {stats['duplicates'] or 0}  "
+            f"({stats['audio_seconds'] / 60:.1f} min of audio)",
+            flush=True,
+        )
 
     unit_dirs = [str(out / "units" / corpus) for corpus in LAYOUT]
     t2u = out / "t2u"
-    step("train-t2u", t2u, (t2u / "t2u_metrics.json").exists(), lambda: t2u_train.run(
-        ["--units", *unit_dirs, "--output", str(t2u),
-         "--steps", str(args.t2u_steps), "--seed", str(args.seed)]))  # fmt: skip
+    step(
+        "train-t2u",
+        t2u,
+        (t2u / "t2u_metrics.json").exists(),
+        lambda: t2u_train.run(
+            [
+                "--units",
+                *unit_dirs,
+                "--output",
+                str(t2u),
+                "--steps",
+                str(args.t2u_steps),
+                "--seed",
+                str(args.seed),
+            ]
+        ),
+    )
     metrics = json.loads((t2u / "t2u_metrics.json").read_text())
-    print(f"[train-t2u] held-out unit error rate {metrics['heldout_uer']:.3f} "
-          f"(untrained {metrics['untrained_uer']:.3f})")  # fmt: skip
+    print(
+        f"[train-t2u] held-out unit error rate {metrics['heldout_uer']:.3f} "
+        f"(untrained {metrics['untrained_uer']:.3f})"
+    )
 
     built = out / "speechinstruct-build"
-    step("build", built, (built / MARKER).exists(), lambda: build.run([
-        "--units", *unit_dirs, "--chats", str(corpora / "moss" / "en_helpfulness.json"),
-        "--t2u", str(t2u), "--kmeans", str(km), "--output", str(built), "--seed", str(args.seed),
-    ] + (["--max-chats", str(args.max_chats)] if args.max_chats else [])))  # fmt: skip
+    step(
+        "build",
+        built,
+        (built / MARKER).exists(),
+        lambda: build.run(
+            [
+                "--units",
+                *unit_dirs,
+                "--chats",
+                str(corpora / "moss" / "en_helpfulness.json"),
+                "--t2u",
+                str(t2u),
+                "--kmeans",
+                str(km),
+                "--output",
+                str(built),
+                "--seed",
+                str(args.seed),
+            ]
+            + (["--max-chats", str(args.max_chats)] if args.max_chats else [])
+        ),
+    )
     dataset = out / "speechinstruct"
-    step("publish", dataset, (dataset / MARKER).exists(),
-         lambda: publish.run(["--input", str(built), "--output", str(dataset)]))  # fmt: skip
+    step(
+        "publish",
+        dataset,
+        (dataset / MARKER).exists(),
+        lambda: publish.run(["--input", str(built), "--output", str(dataset)]),
+    )
     counts = json.loads((built / "build.json").read_text())["counts"]
     print(f"[publish] {json.dumps({k: v for k, v in counts.items() if k != 'rejects'})}")
 
     base = out / "models" / "base"
-    step("init-model", base, (base / "config.json").exists(), lambda: init_model.run(
-        ["--data", str(dataset), "--output", str(base), "--seed", str(args.seed)]))  # fmt: skip
+    step(
+        "init-model",
+        base,
+        (base / "config.json").exists(),
+        lambda: init_model.run(
+            ["--data", str(dataset), "--output", str(base), "--seed", str(args.seed)]
+        ),
+    )
     previous = base
     for stage in (1, 2, 3):
         target = out / "models" / f"stage{stage}"
         # --resume: a demo that was stopped mid-stage continues from its checkpoint
-        argv = ["--stage", str(stage), "--config", f"tiny/stage{stage}", "--data", str(dataset),
-                "--base-model", str(previous), "--output", str(target), "--resume"]  # fmt: skip
+        argv = [
+            "--stage",
+            str(stage),
+            "--config",
+            f"tiny/stage{stage}",
+            "--data",
+            str(dataset),
+            "--base-model",
+            str(previous),
+            "--output",
+            str(target),
+            "--resume",
+        ]
         argv += ["--steps", str(args.train_steps)] if args.train_steps else []
-        step(f"train stage {stage}", target, (target / "train_summary.json").exists(),
-             lambda argv=argv: train.run(argv))  # fmt: skip
+        step(
+            f"train stage {stage}",
+            target,
+            (target / "train_summary.json").exists(),
+            lambda argv=argv: train.run(argv),
+        )
         summary = json.loads((target / "train_summary.json").read_text())
         first, final = summary["first_loss"], summary["final_loss"]
         print(
@@ -118,18 +213,42 @@ def run(argv: list[str] | None = None) -> None:
         previous = target
 
     voc = out / "vocoder"
-    step("vocoder", voc, (voc / "config.json").exists(), lambda: vocoder_train.run(
-        ["--kind", "baseline", "--units", *unit_dirs, "--output", str(voc)]))  # fmt: skip
+    step(
+        "vocoder",
+        voc,
+        (voc / "config.json").exists(),
+        lambda: vocoder_train.run(
+            ["--kind", "baseline", "--units", *unit_dirs, "--output", str(voc)]
+        ),
+    )
 
     question = out / "talk" / "question.wav"
     asked = texts.eval_pairs()[0]["instruction"]  # the eval config: never trained on
     step("speak question", question, question.exists(), lambda: speak(asked, question))
     print(f"[speak question] {asked!r}, spoken by flite slt -> {question}")
     answer = out / "talk" / "answer.json"
-    step("talk", answer, answer.exists(), lambda: ask(
-        ["--model", str(out / "models" / "stage2"), "--lora", str(out / "models" / "stage3"),
-         "--kmeans", str(km), "--vocoder", str(voc), "--wav", str(question),
-         "--out", str(out / "talk" / "answer.wav")], answer))  # fmt: skip
+    step(
+        "talk",
+        answer,
+        answer.exists(),
+        lambda: ask(
+            [
+                "--model",
+                str(out / "models" / "stage2"),
+                "--lora",
+                str(out / "models" / "stage3"),
+                "--kmeans",
+                str(km),
+                "--vocoder",
+                str(voc),
+                "--wav",
+                str(question),
+                "--out",
+                str(out / "talk" / "answer.wav"),
+            ],
+            answer,
+        ),
+    )
     said = json.loads(answer.read_text())
     print(f"answer text: {said['text']}")
     print(f"answer wav: {said['wav']}")
@@ -146,6 +265,10 @@ def speak(text: str, path: Path) -> None:
 
 def ask(argv: list[str], record: Path) -> None:
     turn = talk.run(argv)
-    said = {"transcript": turn.transcript, "text": turn.text, "units": len(turn.units),
-            "wav": str(turn.wav)}  # fmt: skip
+    said = {
+        "transcript": turn.transcript,
+        "text": turn.text,
+        "units": len(turn.units),
+        "wav": str(turn.wav),
+    }
     record.write_text(json.dumps(said, indent=1) + "\n")

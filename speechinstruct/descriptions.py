@@ -67,8 +67,14 @@ def dedup(items: list[str]) -> list[str]:
     return out
 
 
-def generate(task: str, model: str, base_url: str | None = None, count: int = 100,
-             attempts: int = 5, temperature: float = 1.0) -> list[str]:  # fmt: skip
+def generate(
+    task: str,
+    model: str,
+    base_url: str | None = None,
+    count: int = 100,
+    attempts: int = 5,
+    temperature: float = 1.0,
+) -> list[str]:
     """Ask the endpoint until ``count`` distinct descriptions are collected."""
     from openai import OpenAI, OpenAIError
 
@@ -80,13 +86,16 @@ def generate(task: str, model: str, base_url: str | None = None, count: int = 10
     for attempt in range(attempts):
         try:
             reply = client.chat.completions.create(
-                model=model, temperature=temperature,
+                model=model,
+                temperature=temperature,
                 messages=[{"role": "user", "content": PROMPTS[task]}],
-            )  # fmt: skip
+            )
             items = dedup(items + parse_list(reply.choices[0].message.content or ""))
         except OpenAIError as e:  # the message never contains the key
-            print(f"descriptions: attempt {attempt + 1} failed: {type(e).__name__}: {e}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"descriptions: attempt {attempt + 1} failed: {type(e).__name__}: {e}",
+                file=sys.stderr,
+            )
             time.sleep(min(30.0, 2.0**attempt))
         if len(items) >= count:
             return items[:count]

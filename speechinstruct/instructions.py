@@ -21,8 +21,7 @@ def split_of(id_: str, validation_share: float) -> str:
     return "validation" if h < validation_share else "train"
 
 
-def cross_modal(unit_row: dict, seed: int, asr_probability: float,
-                validation_share: float) -> dict:  # fmt: skip
+def cross_modal(unit_row: dict, seed: int, asr_probability: float, validation_share: float) -> dict:
     """Template 1: an ASR instruction with probability p, else TTS, with a random description."""
     rng = random.Random(f"{seed}:{unit_row['id']}")
     task = "asr" if rng.random() < asr_probability else "tts"
@@ -30,24 +29,44 @@ def cross_modal(unit_row: dict, seed: int, asr_probability: float,
     units, text = list(unit_row["units"]), unit_row["text"]
     prompt, response = render(task, description=description, speech=units, text=text)
     return {
-        "id": unit_row["id"], "task": task, "description": description, "units": units,
-        "text": text, "prompt": prompt, "response": response,
+        "id": unit_row["id"],
+        "task": task,
+        "description": description,
+        "units": units,
+        "text": text,
+        "prompt": prompt,
+        "response": response,
         SPLIT: split_of(unit_row["id"], validation_share),
-    }  # fmt: skip
+    }
 
 
-def chain_of_modality(chat_id: str, text_instruction: str, text_response: str,
-                      speech_instruction: list[int], speech_response: list[int],
-                      validation_share: float) -> list[dict]:  # fmt: skip
+def chain_of_modality(
+    chat_id: str,
+    text_instruction: str,
+    text_response: str,
+    speech_instruction: list[int],
+    speech_response: list[int],
+    validation_share: float,
+) -> list[dict]:
     """The four CoM formats (Appendix C) of one quadruplet, all in the same split."""
     fields = {
-        "text_instruction": text_instruction, "text_response": text_response,
-        "speech_instruction": speech_instruction, "speech_response": speech_response,
-    }  # fmt: skip
+        "text_instruction": text_instruction,
+        "text_response": text_response,
+        "speech_instruction": speech_instruction,
+        "speech_response": speech_response,
+    }
     split = split_of(chat_id, validation_share)
     rows = []
     for fmt in CHAIN_OF_MODALITY:
         prompt, response = render(fmt, **fields)
-        rows.append({"id": f"{chat_id}_{fmt}", "format": fmt, **fields, "prompt": prompt,
-                     "response": response, SPLIT: split})  # fmt: skip
+        rows.append(
+            {
+                "id": f"{chat_id}_{fmt}",
+                "format": fmt,
+                **fields,
+                "prompt": prompt,
+                "response": response,
+                SPLIT: split,
+            }
+        )
     return rows

@@ -80,7 +80,7 @@ TEMPLATES: dict[str, Template] = {
         Template("std_t2s", _TEXT_I + "speech ", "[ua] {speech_response}"),
         Template("std_t2t", _TEXT_I + "text. ", "[ta] {text_response}"),
     )
-}  # fmt: skip
+}
 CROSS_MODAL = ("asr", "tts")
 CHAIN_OF_MODALITY = ("s2s", "s2t", "t2s", "t2t")
 STANDARD = ("std_s2s", "std_s2t", "std_t2s", "std_t2t")
@@ -137,11 +137,15 @@ def _pattern(text: str) -> str:
 
 _COMPILED = {
     name: re.compile(
-        re.escape(HUMAN) + _pattern(t.human) + re.escape(EOH + " " + ASSISTANT)
-        + _pattern(t.answer) + re.escape(EOA), re.DOTALL
+        re.escape(HUMAN)
+        + _pattern(t.human)
+        + re.escape(EOH + " " + ASSISTANT)
+        + _pattern(t.answer)
+        + re.escape(EOA),
+        re.DOTALL,
     )
     for name, t in TEMPLATES.items()
-}  # fmt: skip
+}
 
 
 def parse(prompt: str, response: str, names: tuple[str, ...] | None = None) -> tuple[str, dict]:
@@ -149,8 +153,9 @@ def parse(prompt: str, response: str, names: tuple[str, ...] | None = None) -> t
     for name in names or tuple(TEMPLATES):
         match = _COMPILED[name].fullmatch(prompt + response)
         if match and prompt.endswith(ASSISTANT):
-            fields = {k: parse_units(v) if k in SPEECH_FIELDS else v
-                      for k, v in match.groupdict().items()}  # fmt: skip
+            fields = {
+                k: parse_units(v) if k in SPEECH_FIELDS else v for k, v in match.groupdict().items()
+            }
             if render(name, **fields) == (prompt, response):
                 return name, fields
     raise ValueError(f"no template matches {prompt[:80]!r} … {response[-40:]!r}")

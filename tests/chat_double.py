@@ -27,8 +27,13 @@ def chat_server(answer: Callable[[dict, int], str | None]) -> Iterator[tuple[str
                 return
             message = {"role": "assistant", "content": content}
             choice = {"index": 0, "finish_reason": "stop", "message": message}
-            reply = {"id": f"c{len(calls)}", "object": "chat.completion", "created": 0,
-                     "model": body["model"], "choices": [choice]}  # fmt: skip
+            reply = {
+                "id": f"c{len(calls)}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [choice],
+            }
             data = json.dumps(reply).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -49,8 +49,18 @@ def made(sample, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("made")
     root = sample["root"]
     km = str(work / "km.npy")
-    learn_kmeans.run(["--corpus", "librispeech", "--input", str(root / "LibriSpeech"),
-                      "--k", str(K), "--output", km])  # fmt: skip
+    learn_kmeans.run(
+        [
+            "--corpus",
+            "librispeech",
+            "--input",
+            str(root / "LibriSpeech"),
+            "--k",
+            str(K),
+            "--output",
+            km,
+        ]
+    )
     units = []
     for corpus, (folder, split) in CORPORA.items():
         out = str(work / "units" / corpus)
@@ -74,9 +84,22 @@ def made(sample, tmp_path_factory) -> dict:
 def published(made) -> str:
     """A SpeechInstruct dataset folder published from the sample corpora."""
     work = made["work"]
-    build.run(["--units", *made["units"], "--chats", str(work / "chats.json"),
-               "--t2u", made["t2u"], "--kmeans", made["km"], "--output", str(work / "build"),
-               "--max-chats", "16"])  # fmt: skip
+    build.run(
+        [
+            "--units",
+            *made["units"],
+            "--chats",
+            str(work / "chats.json"),
+            "--t2u",
+            made["t2u"],
+            "--kmeans",
+            made["km"],
+            "--output",
+            str(work / "build"),
+            "--max-chats",
+            "16",
+        ]
+    )
     publish.run(["--input", str(work / "build"), "--output", str(work / "dataset")])
     return str(work / "dataset")
 

@@ -62,10 +62,12 @@ def test_two_worker_processes_share_the_work_at_once(runner_args, tmp_path):
     assert len(pids) == WORKERS and os.getpid() not in pids
     # In parallel: the spans of work of the two workers overlap in time.
     spans = [
-        (min(r["start"] for r in records if r["pid"] == pid),
-         max(r["end"] for r in records if r["pid"] == pid))
+        (
+            min(r["start"] for r in records if r["pid"] == pid),
+            max(r["end"] for r in records if r["pid"] == pid),
+        )
         for pid in pids
-    ]  # fmt: skip
+    ]
     assert max(start for start, _ in spans) < min(end for _, end in spans)
     # User metrics come back from the job service, as committed values (attempted is None).
     (counter,) = result.metrics().query(MetricsFilter().with_name("squares"))["counters"]

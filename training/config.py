@@ -43,8 +43,10 @@ class StageConfig:
     def accumulation(self, world_size: int) -> int:
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
-            raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
-                             f"micro_batch_size × world size = {per_step}")  # fmt: skip
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of "
+                f"micro_batch_size × world size = {per_step}"
+            )
         return self.batch_size // per_step
 
 

@@ -64,8 +64,11 @@ class Transcriber:
 
 def from_units(unit_dirs: list[str], heldout: bool) -> list[Sample]:
     clips, _ = read_clips(unit_dirs)
-    return [Sample(c.id, c.text, c.audio(), c.units, c.durations) for c in clips
-            if c.text and (not heldout or held_out(c.id))]  # fmt: skip
+    return [
+        Sample(c.id, c.text, c.audio(), c.units, c.durations)
+        for c in clips
+        if c.text and (not heldout or held_out(c.id))
+    ]
 
 
 def from_folder(folder: str, extractor) -> list[Sample]:
@@ -88,8 +91,11 @@ def from_folder(folder: str, extractor) -> list[Sample]:
 def wer(refs: list[str], hyps: list[str]) -> float:
     import jiwer
 
-    return float(jiwer.wer([normalize_text(r) or "-" for r in refs],
-                           [normalize_text(h) or "-" for h in hyps]))  # fmt: skip
+    return float(
+        jiwer.wer(
+            [normalize_text(r) or "-" for r in refs], [normalize_text(h) or "-" for h in hyps]
+        )
+    )
 
 
 def evaluate(samples: list[Sample], vocoder, talker, out: Path) -> dict:
@@ -113,15 +119,18 @@ def evaluate(samples: list[Sample], vocoder, talker, out: Path) -> dict:
         for key, hyp in got.items():
             hyps.setdefault(key, []).append(hyp)
         examples.append({"id": s.id, "reference": s.text, **got})
-        print(f"[eval-speech] {i}/{len(samples)} {s.id}: " + "  |  ".join(
-            f"{k}: {v}" for k, v in got.items()), flush=True)  # fmt: skip
+        print(
+            f"[eval-speech] {i}/{len(samples)} {s.id}: "
+            + "  |  ".join(f"{k}: {v}" for k, v in got.items()),
+            flush=True,
+        )
     refs = [s.text for s in samples]
     report = {
         "samples": len(samples),
         "wer": {key: wer(refs, h) for key, h in hyps.items()},
         "seconds": round(time.perf_counter() - start, 1),
         "examples": examples,
-    }  # fmt: skip
+    }
     return report
 
 
@@ -151,10 +160,14 @@ def run(argv: list[str] | None = None) -> dict:
     if args.audio_dir and args.kmeans:
         from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 
-        extractor = UnitExtractor(ExtractorSpec(args.extractor, args.checkpoint, args.layer),
-                                  args.kmeans)  # fmt: skip
-    samples = (from_units(args.units, args.heldout) if args.units
-               else from_folder(args.audio_dir, extractor))[: args.max_samples]  # fmt: skip
+        extractor = UnitExtractor(
+            ExtractorSpec(args.extractor, args.checkpoint, args.layer), args.kmeans
+        )
+    samples = (
+        from_units(args.units, args.heldout)
+        if args.units
+        else from_folder(args.audio_dir, extractor)
+    )[: args.max_samples]
     if not samples:
         parser.exit(2, "speechgpt eval-speech: no samples with text found\n")
     vocoder = load_vocoder(storage.local_copy(args.vocoder)) if args.vocoder else None
@@ -170,6 +183,9 @@ def run(argv: list[str] | None = None) -> dict:
         report.update(vocoder=args.vocoder, model=args.model, lora=args.lora)
         (Path(local) / "eval_speech.json").write_text(json.dumps(report, indent=1) + "\n")
     out = args.output
-    print("eval-speech: WER " + "  ".join(f"{k} {v:.3f}" for k, v in report["wer"].items())
-          + f" over {len(samples)} samples -> {out}/eval_speech.json")  # fmt: skip
+    print(
+        "eval-speech: WER "
+        + "  ".join(f"{k} {v:.3f}" for k, v in report["wer"].items())
+        + f" over {len(samples)} samples -> {out}/eval_speech.json"
+    )
     return report

@@ -13,8 +13,11 @@ class Metrics:
         self.path = folder / "metrics.jsonl"
         kept = []
         if resume_step and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= resume_step]  # fmt: skip
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line and json.loads(line)["step"] <= resume_step
+            ]
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def log(self, **row) -> None:
@@ -65,12 +68,21 @@ def mel_comparison(original, resynthesized, sr: int, path: Path, title: str) -> 
             raise ValueError(f"{name}: expected a non-empty 1-D wave, got shape {wave.shape}")
         db[name] = librosa.power_to_db(librosa.feature.melspectrogram(y=wave, sr=sr, **MEL))
     top = max(float(d.max()) for d in db.values())
-    fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), dpi=100, sharex=True, sharey=True,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(
+        2, 1, figsize=(8, 5.5), dpi=100, sharex=True, sharey=True, layout="constrained"
+    )
     for ax, (name, d) in zip(axes, db.items(), strict=True):
-        image = librosa.display.specshow(d, sr=sr, hop_length=MEL["hop_length"], x_axis="time",
-                                         y_axis="mel", ax=ax, cmap="magma",
-                                         vmin=top - MEL_RANGE_DB, vmax=top)  # fmt: skip
+        image = librosa.display.specshow(
+            d,
+            sr=sr,
+            hop_length=MEL["hop_length"],
+            x_axis="time",
+            y_axis="mel",
+            ax=ax,
+            cmap="magma",
+            vmin=top - MEL_RANGE_DB,
+            vmax=top,
+        )
         ax.set(title=name, xlabel="")
     axes[-1].set_xlabel("time (s)")
     fig.colorbar(image, ax=axes, format="%+.0f dB")

@@ -38,8 +38,9 @@ class WebTalk:
         self.lock = threading.Lock()  # the talker holds one history at a time
         self.count = itertools.count(1)
 
-    def answer(self, audio: str | None, text: str | None, reply: str,
-               history: list[list[int]]) -> Turn:  # fmt: skip
+    def answer(
+        self, audio: str | None, text: str | None, reply: str, history: list[list[int]]
+    ) -> Turn:
         """One turn from the page's inputs; TalkError says what is wrong with them."""
         text = text or ""
         if audio and text.strip():
@@ -89,8 +90,9 @@ def answer_messages(turn: Turn) -> list[dict]:
 def status_line(turn: Turn, reply: str) -> str:
     parts = [f"Answered in {turn.seconds:.1f} s."]
     if turn.audio is not None:
-        parts.append(f"Spoken answer: {len(turn.units)} units, "
-                     f"{len(turn.audio) / SAMPLE_RATE:.1f} s.")  # fmt: skip
+        parts.append(
+            f"Spoken answer: {len(turn.units)} units, {len(turn.audio) / SAMPLE_RATE:.1f} s."
+        )
     elif reply == "speech":
         parts.append("The model gave no speech units, so there is no spoken answer.")
     if turn.dropped:
@@ -110,17 +112,23 @@ def build_app(talker: Talker, out_dir: str | Path | None = None) -> gr.Blocks:
         history = gr.State([])  # this tab's token history, for the model
         with gr.Row():
             with gr.Column(scale=1):
-                audio = gr.Audio(sources=["microphone", "upload"], type="filepath",
-                                 label="Spoken question", elem_id="question-audio")  # fmt: skip
+                audio = gr.Audio(
+                    sources=["microphone", "upload"],
+                    type="filepath",
+                    label="Spoken question",
+                    elem_id="question-audio",
+                )
                 text = gr.Textbox(label="Typed question", elem_id="question-text")
-                reply = gr.Radio(["speech", "text"], value="speech", label="Reply in",
-                                 elem_id="reply-mode")  # fmt: skip
+                reply = gr.Radio(
+                    ["speech", "text"], value="speech", label="Reply in", elem_id="reply-mode"
+                )
                 with gr.Row():
                     send = gr.Button("Send", variant="primary", elem_id="send")
                     reset = gr.Button("Reset", elem_id="reset")
             with gr.Column(scale=2):
-                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=480,
-                                 latex_delimiters=[])  # fmt: skip
+                chat = gr.Chatbot(
+                    label="Conversation", elem_id="chat", height=480, latex_delimiters=[]
+                )
                 status = gr.Markdown(elem_id="status")
 
         def respond(audio_in, text_in, reply_in, messages, tokens):
@@ -143,9 +151,10 @@ def build_app(talker: Talker, out_dir: str | Path | None = None) -> gr.Blocks:
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="speechgpt web", description=__doc__,
+        prog="speechgpt web",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     talk.add_model_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     parser.add_argument("--port", type=int, default=7860)

@@ -49,8 +49,9 @@ def _contexts(units: np.ndarray) -> list[tuple[tuple[int, int, int], ...]]:
     return [((p, u, n), (p, u, ANY), (ANY, u, ANY)) for p, u, n in triples]
 
 
-def fit(clips: list[Clip], k: int, output: Path, seed: int = 0,
-        max_contexts: int = 100_000) -> dict:  # fmt: skip
+def fit(
+    clips: list[Clip], k: int, output: Path, seed: int = 0, max_contexts: int = 100_000
+) -> dict:
     """Context templates and mean durations of ``clips``, saved to ``output``.
 
     Unigram contexts are always kept; of the rest, the ``max_contexts`` most frequent.
@@ -86,9 +87,15 @@ def fit(clips: list[Clip], k: int, output: Path, seed: int = 0,
     np.save(output / "context_keys.npy", np.asarray(keys, dtype=np.int32))
     np.save(output / "context_mels.npy", anchors)
     np.save(output / "unit_durations.npy", durations.astype(np.float32))
-    config = {"vocoder": "baseline", "num_embeddings": k, "sampling_rate": SAMPLE_RATE,
-              **{k_: v for k_, v in MEL.items() if k_ != "sr"}, "clips": len(clips),
-              "units_heard": len(unigrams), "contexts": len(keys)}  # fmt: skip
+    config = {
+        "vocoder": "baseline",
+        "num_embeddings": k,
+        "sampling_rate": SAMPLE_RATE,
+        **{k_: v for k_, v in MEL.items() if k_ != "sr"},
+        "clips": len(clips),
+        "units_heard": len(unigrams),
+        "contexts": len(keys),
+    }
     (output / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     return config
 
@@ -98,8 +105,14 @@ class BaselineVocoder:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, keys: np.ndarray, mels: np.ndarray, durations: np.ndarray,
-                 smooth: int = 3, iterations: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        keys: np.ndarray,
+        mels: np.ndarray,
+        durations: np.ndarray,
+        smooth: int = 3,
+        iterations: int = 32,
+    ):
         self.index = {tuple(key): i for i, key in enumerate(keys.tolist())}
         self.mels, self.durations = mels, durations
         self.fallback = mels[keys[:, 0] == ANY].mean(0)  # units never heard: the average
@@ -112,8 +125,9 @@ class BaselineVocoder:
         return cls(keys, mels, np.load(folder / "unit_durations.npy"))
 
     def _template(self, keys: tuple) -> np.ndarray:
-        return next((self.mels[self.index[key]] for key in keys if key in self.index),
-                    self.fallback)  # fmt: skip
+        return next(
+            (self.mels[self.index[key]] for key in keys if key in self.index), self.fallback
+        )
 
     def synthesize(
         self,
@@ -146,8 +160,13 @@ class BaselineVocoder:
         stft = librosa.feature.inverse.mel_to_stft(
             np.exp(mel.T), sr=SAMPLE_RATE, n_fft=MEL["n_fft"], power=1.0, fmax=MEL["fmax"]
         )
-        wave = librosa.griffinlim(stft, n_iter=self.iterations, hop_length=HOP,
-                                  n_fft=MEL["n_fft"], length=(len(mel) - 1) * HOP,
-                                  random_state=0)  # fmt: skip
+        wave = librosa.griffinlim(
+            stft,
+            n_iter=self.iterations,
+            hop_length=HOP,
+            n_fft=MEL["n_fft"],
+            length=(len(mel) - 1) * HOP,
+            random_state=0,
+        )
         peak = np.abs(wave).max()
         return (wave * (0.9 / peak if peak > 0.9 else 1.0)).astype(np.float32)

@@ -75,8 +75,16 @@ def read_clips(unit_dirs: list[str | Path]) -> tuple[list[Clip], int]:
                 rows = pq.read_table(opened, columns=COLUMNS).to_pylist()
             for row in rows:
                 ks.add(row["extractor"]["k"])
-                clips.append(Clip(row["id"], row["speaker"], row["text"], np.asarray(row["units"]),
-                                  np.asarray(row["durations"]), row["source"]))  # fmt: skip
+                clips.append(
+                    Clip(
+                        row["id"],
+                        row["speaker"],
+                        row["text"],
+                        np.asarray(row["units"]),
+                        np.asarray(row["durations"]),
+                        row["source"],
+                    )
+                )
     if len(ks) != 1:
         raise ValueError(f"unit shards disagree on K: {sorted(ks)}; use one extractor")
     return sorted(clips, key=lambda c: c.id), ks.pop()

@@ -55,8 +55,13 @@ class ResBlock(nn.Module):
 class VariancePredictor(nn.Module):
     """fairseq's FastSpeech 2 variance predictor, used as the unit duration predictor."""
 
-    def __init__(self, encoder_embed_dim: int, var_pred_hidden_dim: int,
-                 var_pred_kernel_size: int, var_pred_dropout: float):  # fmt: skip
+    def __init__(
+        self,
+        encoder_embed_dim: int,
+        var_pred_hidden_dim: int,
+        var_pred_kernel_size: int,
+        var_pred_dropout: float,
+    ):
         super().__init__()
         hidden, k = var_pred_hidden_dim, var_pred_kernel_size
         self.conv1 = nn.Sequential(
@@ -85,8 +90,9 @@ class CodeGenerator(nn.Module):
         super().__init__()
         for key in ("f0", "embedder_params"):
             if cfg.get(key):
-                raise NotImplementedError(f"vocoder config sets {key!r}: only unit (and speaker "
-                                          "id) inputs are supported")  # fmt: skip
+                raise NotImplementedError(
+                    f"vocoder config sets {key!r}: only unit (and speaker id) inputs are supported"
+                )
         ch = cfg["upsample_initial_channel"]
         self.num_kernels = len(cfg["resblock_kernel_sizes"])
         self.dict = nn.Embedding(cfg["num_embeddings"], cfg["embedding_dim"])
@@ -119,8 +125,9 @@ class CodeGenerator(nn.Module):
         log_dur = self.dur_predictor(self.dict(code))
         return torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1)
 
-    def forward(self, code: torch.Tensor, spkr: torch.Tensor | None = None,
-                dur_prediction: bool = False) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, code: torch.Tensor, spkr: torch.Tensor | None = None, dur_prediction: bool = False
+    ) -> torch.Tensor:
         """``code`` (B, T) unit ids → ``(B, 1, frames × prod(upsample_rates))`` samples.
 
         With ``dur_prediction`` (batch of one), ``code`` holds reduced units and each is
@@ -221,9 +228,11 @@ def load_generator_state(generator: CodeGenerator, state: dict[str, torch.Tensor
     missing = sorted(set(wanted) - {_fairseq_name(k) for k in out})
     unexpected = sorted(set(given) - used)
     if missing or unexpected:
-        raise ValueError(f"generator weights do not match the config: missing {missing[:8]}"
-                         f"{' …' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-                         f"{' …' if len(unexpected) > 8 else ''}")  # fmt: skip
+        raise ValueError(
+            f"generator weights do not match the config: missing {missing[:8]}"
+            f"{' …' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+            f"{' …' if len(unexpected) > 8 else ''}"
+        )
     try:
         generator.load_state_dict(out, strict=True)
     except RuntimeError as e:
@@ -269,8 +278,12 @@ class HifiGanVocoder:
             raise ValueError(f"{checkpoint} with {folder / 'config.json'}: {e}") from None
         return cls(generator, config, device)
 
-    def synthesize(self, units: Sequence[int], durations: Sequence[int] | None = None,
-                   speaker: int | None = None) -> np.ndarray:  # fmt: skip
+    def synthesize(
+        self,
+        units: Sequence[int],
+        durations: Sequence[int] | None = None,
+        speaker: int | None = None,
+    ) -> np.ndarray:
         """Mono float32 samples, ``prod(upsample_rates)`` per frame (see ``vocoder.Vocoder``)."""
         code = torch.as_tensor(np.asarray(units, dtype=np.int64)).view(-1)
         k = self.generator.dict.num_embeddings
@@ -337,8 +350,15 @@ class DiscriminatorS(nn.Module):
     """Grouped 1-D convolutions over the waveform at one scale."""
 
     # (out channels, kernel, stride, groups)
-    LAYERS = ((128, 15, 1, 1), (128, 41, 2, 4), (256, 41, 2, 16), (512, 41, 4, 16),
-              (1024, 41, 4, 16), (1024, 41, 1, 16), (1024, 5, 1, 1))  # fmt: skip
+    LAYERS = (
+        (128, 15, 1, 1),
+        (128, 41, 2, 4),
+        (256, 41, 2, 16),
+        (512, 41, 4, 16),
+        (1024, 41, 4, 16),
+        (1024, 41, 1, 16),
+        (1024, 5, 1, 1),
+    )
 
     def __init__(self, spectral: bool = False, width: int = 1):
         super().__init__()
@@ -434,9 +454,16 @@ def duration_loss(generator: CodeGenerator, code: torch.Tensor) -> torch.Tensor:
 class MelSpectrogram(nn.Module):
     """HiFi-GAN's loss mel: reflect-padded STFT magnitude, librosa (Slaney) mel, log ≥ 1e-5."""
 
-    def __init__(self, sampling_rate: int = SAMPLE_RATE, n_fft: int = 1024, num_mels: int = 80,
-                 hop_size: int = 256, win_size: int = 1024, fmin: float = 0,
-                 fmax: float | None = 8000):  # fmt: skip
+    def __init__(
+        self,
+        sampling_rate: int = SAMPLE_RATE,
+        n_fft: int = 1024,
+        num_mels: int = 80,
+        hop_size: int = 256,
+        win_size: int = 1024,
+        fmin: float = 0,
+        fmax: float | None = 8000,
+    ):
         super().__init__()
         import librosa
 
@@ -451,7 +478,8 @@ class MelSpectrogram(nn.Module):
         """``(B, samples)`` → ``(B, num_mels, frames)``."""
         pad = (self.n_fft - self.hop) // 2
         y = F.pad(y.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(y, self.n_fft, self.hop, self.win, self.window, center=False,
-                          return_complex=True)  # fmt: skip
+        spec = torch.stft(
+            y, self.n_fft, self.hop, self.win, self.window, center=False, return_complex=True
+        )
         magnitude = torch.sqrt(spec.real**2 + spec.imag**2 + 1e-9)
         return torch.log(torch.clamp(self.basis @ magnitude, min=1e-5))

@@ -78,23 +78,42 @@ def vocoder_config(preset: str, k: int, speakers: list[str] | None, seed: int) -
     p = PRESETS[preset]
     dim = p.embedding_dim
     cfg = {
-        "vocoder": "hifigan", "preset": preset, "resblock": "1",
-        "upsample_rates": p.upsample_rates, "upsample_kernel_sizes": p.upsample_kernel_sizes,
+        "vocoder": "hifigan",
+        "preset": preset,
+        "resblock": "1",
+        "upsample_rates": p.upsample_rates,
+        "upsample_kernel_sizes": p.upsample_kernel_sizes,
         "upsample_initial_channel": p.upsample_initial_channel,
         "resblock_kernel_sizes": p.resblock_kernel_sizes,
         "resblock_dilation_sizes": p.resblock_dilation_sizes,
-        "num_embeddings": k, "embedding_dim": dim, "model_in_dim": dim * (2 if speakers else 1),
+        "num_embeddings": k,
+        "embedding_dim": dim,
+        "model_in_dim": dim * (2 if speakers else 1),
         "dur_prediction_weight": 1.0,
-        "dur_predictor_params": {"encoder_embed_dim": dim, "var_pred_hidden_dim": dim,
-                                 "var_pred_kernel_size": p.var_pred_kernel_size,
-                                 "var_pred_dropout": p.var_pred_dropout},
-        "segment_size": p.segment_size, "code_hop_size": HOP, "sampling_rate": SAMPLE_RATE,
-        "num_mels": 80, "n_fft": 1024, "hop_size": 256, "win_size": 1024,
-        "fmin": 0, "fmax": 8000, "fmax_for_loss": None,
-        "batch_size": p.batch_size, "learning_rate": p.learning_rate, "adam_b1": p.adam_b1,
-        "adam_b2": p.adam_b2, "lr_decay": p.lr_decay, "seed": seed,
+        "dur_predictor_params": {
+            "encoder_embed_dim": dim,
+            "var_pred_hidden_dim": dim,
+            "var_pred_kernel_size": p.var_pred_kernel_size,
+            "var_pred_dropout": p.var_pred_dropout,
+        },
+        "segment_size": p.segment_size,
+        "code_hop_size": HOP,
+        "sampling_rate": SAMPLE_RATE,
+        "num_mels": 80,
+        "n_fft": 1024,
+        "hop_size": 256,
+        "win_size": 1024,
+        "fmin": 0,
+        "fmax": 8000,
+        "fmax_for_loss": None,
+        "batch_size": p.batch_size,
+        "learning_rate": p.learning_rate,
+        "adam_b1": p.adam_b1,
+        "adam_b2": p.adam_b2,
+        "lr_decay": p.lr_decay,
+        "seed": seed,
         "discriminator_width": p.discriminator_width,
-    }  # fmt: skip
+    }
     if speakers:
         cfg |= {"multispkr": True, "num_speakers": len(speakers), "speakers": speakers}
     return json.loads(json.dumps(cfg))  # tuples → lists, as read back from config.json
@@ -107,8 +126,14 @@ class Segments:
     speech-resynthesis does.
     """
 
-    def __init__(self, clips: list[Clip], frames: int, batch_size: int, seed: int,
-                 speakers: list[str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        clips: list[Clip],
+        frames: int,
+        batch_size: int,
+        seed: int,
+        speakers: list[str] | None = None,
+    ):
         self.clips, self.frames, self.batch_size, self.seed = clips, frames, batch_size, seed
         self.speaker_ids = {s: i for i, s in enumerate(speakers)} if speakers else None
         self.steps_per_epoch = max(1, len(clips) // batch_size)
@@ -149,9 +174,15 @@ class HifiGanTrainer:
         self.generator = add_weight_norm(CodeGenerator(cfg)).to(device).train()
         self.mpd = MultiPeriodDiscriminator(width=width).to(device).train()
         self.msd = MultiScaleDiscriminator(width=width).to(device).train()
-        self.mel = MelSpectrogram(cfg["sampling_rate"], cfg["n_fft"], cfg["num_mels"],
-                                  cfg["hop_size"], cfg["win_size"], cfg["fmin"],
-                                  cfg["fmax_for_loss"]).to(device)  # fmt: skip
+        self.mel = MelSpectrogram(
+            cfg["sampling_rate"],
+            cfg["n_fft"],
+            cfg["num_mels"],
+            cfg["hop_size"],
+            cfg["win_size"],
+            cfg["fmin"],
+            cfg["fmax_for_loss"],
+        ).to(device)
         betas = (cfg["adam_b1"], cfg["adam_b2"])
         self.optim_g = torch.optim.AdamW(self.generator.parameters(), cfg["learning_rate"], betas)
         discriminators = itertools.chain(self.msd.parameters(), self.mpd.parameters())
@@ -186,9 +217,14 @@ class HifiGanTrainer:
         loss = adversarial + matching + MEL_WEIGHT * mel_l1 + self.dur_weight * dur
         loss.backward()
         self.optim_g.step()
-        return {"loss": loss.item(), "mel_l1": mel_l1.item(), "adversarial": adversarial.item(),
-                "feature_matching": matching.item(), "duration": dur.item(),
-                "discriminator": loss_d.item()}  # fmt: skip
+        return {
+            "loss": loss.item(),
+            "mel_l1": mel_l1.item(),
+            "adversarial": adversarial.item(),
+            "feature_matching": matching.item(),
+            "duration": dur.item(),
+            "discriminator": loss_d.item(),
+        }
 
     def end_epoch(self) -> None:
         self.scheduler_g.step()
@@ -197,11 +233,17 @@ class HifiGanTrainer:
     def save(self, out: Path, step: int, elapsed: float) -> None:
         """``g_{step}`` (fairseq layout) and ``do_{step}``; older ``do_`` files are removed."""
         _save({"generator": fairseq_state_dict(self.generator)}, out / f"g_{step:08d}")
-        state = {"mpd": self.mpd.state_dict(), "msd": self.msd.state_dict(),
-                 "optim_g": self.optim_g.state_dict(), "optim_d": self.optim_d.state_dict(),
-                 "scheduler_g": self.scheduler_g.state_dict(),
-                 "scheduler_d": self.scheduler_d.state_dict(), "steps": step,
-                 "elapsed": elapsed, "rng": torch.get_rng_state()}  # fmt: skip
+        state = {
+            "mpd": self.mpd.state_dict(),
+            "msd": self.msd.state_dict(),
+            "optim_g": self.optim_g.state_dict(),
+            "optim_d": self.optim_d.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "scheduler_d": self.scheduler_d.state_dict(),
+            "steps": step,
+            "elapsed": elapsed,
+            "rng": torch.get_rng_state(),
+        }
         _save(state, out / f"do_{step:08d}")
         for old in out.glob("do_*"):
             if old.name != f"do_{step:08d}":
@@ -260,8 +302,10 @@ def train_hifigan(args: argparse.Namespace, clips: list[Clip], k: int) -> dict:
     if not args.resume and any(out.glob("do_[0-9]*")):
         raise FileExistsError(f"{out} holds a training run: pass --resume or use a new folder")
     if args.resume and config_path.exists() and json.loads(config_path.read_text()) != cfg:
-        raise ValueError(f"{config_path} differs from this run's settings; resume with the same "
-                         "--units, --preset, --seed and --multispkr")  # fmt: skip
+        raise ValueError(
+            f"{config_path} differs from this run's settings; resume with the same "
+            "--units, --preset, --seed and --multispkr"
+        )
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(cfg, indent=1) + "\n")
 
@@ -275,8 +319,10 @@ def train_hifigan(args: argparse.Namespace, clips: list[Clip], k: int) -> dict:
     metrics = out / "metrics.jsonl"
     kept = [r for r in _rows(metrics) if r["step"] <= start] if start else []
     metrics.write_text("".join(json.dumps(r) + "\n" for r in kept))  # steps past a resume re-run
-    print(f"train-vocoder: preset {args.preset}, {segments.steps_per_epoch} steps per epoch",
-          flush=True)  # fmt: skip
+    print(
+        f"train-vocoder: preset {args.preset}, {segments.steps_per_epoch} steps per epoch",
+        flush=True,
+    )
 
     step, tic = start, time.perf_counter()
     while step < steps and time.perf_counter() - tic < (args.max_seconds or float("inf")):
@@ -284,15 +330,21 @@ def train_hifigan(args: argparse.Namespace, clips: list[Clip], k: int) -> dict:
         step += 1
         if step % segments.steps_per_epoch == 0:
             trainer.end_epoch()
-        row |= {"step": step, "lr": trainer.scheduler_g.get_last_lr()[0],
-                "elapsed_s": round(elapsed + time.perf_counter() - tic, 2)}  # fmt: skip
+        row |= {
+            "step": step,
+            "lr": trainer.scheduler_g.get_last_lr()[0],
+            "elapsed_s": round(elapsed + time.perf_counter() - tic, 2),
+        }
         with metrics.open("a") as f:
             f.write(json.dumps(row) + "\n")
         if step % args.log_every == 0 or step == steps:
             rate = (step - start) / (time.perf_counter() - tic)
-            print(f"train-vocoder: step {step}/{steps} loss {row['loss']:.3f} mel L1 "
-                  f"{row['mel_l1']:.3f} disc {row['discriminator']:.3f} dur {row['duration']:.3f} "
-                  f"({rate:.2f} steps/s, {row['elapsed_s']:.0f}s)", flush=True)  # fmt: skip
+            print(
+                f"train-vocoder: step {step}/{steps} loss {row['loss']:.3f} mel L1 "
+                f"{row['mel_l1']:.3f} disc {row['discriminator']:.3f} dur {row['duration']:.3f} "
+                f"({rate:.2f} steps/s, {row['elapsed_s']:.0f}s)",
+                flush=True,
+            )
         if step % args.save_every == 0:
             trainer.save(out, step, row["elapsed_s"])
     if step > start and step % args.save_every:
@@ -302,14 +354,22 @@ def train_hifigan(args: argparse.Namespace, clips: list[Clip], k: int) -> dict:
     _plot(rows, out / "loss.png", f"unit HiFi-GAN ({args.preset})")
     head, tail = rows[:10], rows[-10:]
     summary = {
-        "kind": "hifigan", "preset": args.preset, "k": k, "clips": len(clips), "steps": step,
+        "kind": "hifigan",
+        "preset": args.preset,
+        "k": k,
+        "clips": len(clips),
+        "steps": step,
         "first_mel_l1": sum(r["mel_l1"] for r in head) / max(1, len(head)),
         "final_mel_l1": sum(r["mel_l1"] for r in tail) / max(1, len(tail)),
-        "train_seconds": rows[-1]["elapsed_s"] if rows else 0.0, "units": args.units,
-    }  # fmt: skip
+        "train_seconds": rows[-1]["elapsed_s"] if rows else 0.0,
+        "units": args.units,
+    }
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"train-vocoder: mel L1 {summary['first_mel_l1']:.3f} -> {summary['final_mel_l1']:.3f} "
-          f"after {step} steps -> {out}", flush=True)  # fmt: skip
+    print(
+        f"train-vocoder: mel L1 {summary['first_mel_l1']:.3f} -> {summary['final_mel_l1']:.3f} "
+        f"after {step} steps -> {out}",
+        flush=True,
+    )
     return summary
 
 

@@ -50,6 +50,8 @@ def run(argv: list[str] | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out, wave, vocoder.sample_rate)
     frames = len(wave) // HOP
-    print(f"vocode: {len(units)} units -> {frames} frames, {len(wave) / vocoder.sample_rate:.2f} s"
-          f" -> {out}")  # fmt: skip
+    print(
+        f"vocode: {len(units)} units -> {frames} frames, {len(wave) / vocoder.sample_rate:.2f} s"
+        f" -> {out}"
+    )
     return out

@@ -44,8 +44,9 @@ def keep_one(id_: str, utterances: Iterable[Utterance]) -> Records:
 
 
 def _repeated(utterance: Utterance):
-    return reject(utterance.corpus, utterance.id, reasons.BAD_METADATA, REPEATED_ID,
-                  utterance.source)  # fmt: skip
+    return reject(
+        utterance.corpus, utterance.id, reasons.BAD_METADATA, REPEATED_ID, utterance.source
+    )
 
 
 def read(corpus: str, root: str, split: str | None = None) -> Records:

@@ -40,8 +40,13 @@ class CommonVoice(Source):
                 yield reject(CORPUS, tsv_name, reasons.BAD_METADATA, detail)
                 return
             for lineno, row in rows:
-                yield _record(dict(zip(header, row, strict=False)), len(row) == len(header),
-                              clips, self.split, f"{tsv_name}:{lineno}")  # fmt: skip
+                yield _record(
+                    dict(zip(header, row, strict=False)),
+                    len(row) == len(header),
+                    clips,
+                    self.split,
+                    f"{tsv_name}:{lineno}",
+                )
 
 
 def _record(row: dict, complete: bool, clips: str, split: str, where: str):

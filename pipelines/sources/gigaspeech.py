@@ -64,11 +64,16 @@ class GigaSpeech(Source):
             try:
                 for n, audio in enumerate(ijson.items(f, "audios.item", use_float=True)):
                     if not isinstance(audio, dict):
-                        yield reject(CORPUS, f"audios[{n}]", reasons.BAD_METADATA,
-                                     "audio entry is not an object")  # fmt: skip
+                        yield reject(
+                            CORPUS,
+                            f"audios[{n}]",
+                            reasons.BAD_METADATA,
+                            "audio entry is not an object",
+                        )
                         continue
-                    yield from _read_audio(self.root, audio, n, tag, self.split or "all",
-                                           self.punctuation)  # fmt: skip
+                    yield from _read_audio(
+                        self.root, audio, n, tag, self.split or "all", self.punctuation
+                    )
             except ijson.JSONError as e:
                 detail = f"unreadable JSON: {e}"
                 yield reject(CORPUS, "GigaSpeech.json", reasons.BAD_METADATA, detail)

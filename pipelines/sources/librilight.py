@@ -97,8 +97,9 @@ class LibriLight(Source):
             else:
                 good.append((start, end))
         for n, (start, end) in enumerate(pack(sorted(good), self.target_s)):
-            yield Utterance(f"{base}_{n}", CORPUS, subset, speaker, None,
-                            AudioSource(flac, start, end))  # fmt: skip
+            yield Utterance(
+                f"{base}_{n}", CORPUS, subset, speaker, None, AudioSource(flac, start, end)
+            )
 
 
 def flac_seconds(path: str) -> float | None:

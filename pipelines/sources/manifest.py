@@ -94,8 +94,10 @@ def _record(row: dict | None, where: str, base: str, split: str):
         reason = reasons.PATH_ESCAPE if isinstance(e, PathEscape) else reasons.BAD_METADATA
         return reject(CORPUS, id_, reason, f"{where}: {e}")
     if not row.get("id") and (start is not None or end is not None):
-        id_ += "".join(f"_{round(t * 1000)}" if t is not None and math.isfinite(t) else "_"
-                       for t in (start, end))  # fmt: skip
+        id_ += "".join(
+            f"_{round(t * 1000)}" if t is not None and math.isfinite(t) else "_"
+            for t in (start, end)
+        )
     finite = all(t is None or math.isfinite(t) for t in (start, end))
     source = AudioSource(path, start, end) if finite else AudioSource(path)
     text = row.get("text")

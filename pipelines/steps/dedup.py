@@ -20,13 +20,16 @@ class KeepLowestId(beam.DoFn):
         yield rows[0]
         for row in rows[1:]:
             self.duplicates.inc()
-            yield beam.pvalue.TaggedOutput(DUPLICATES, {
-                "id": row["id"],
-                "duplicate_of": rows[0]["id"],
-                "corpus": row["corpus"],
-                "source": row["source"],
-                "kind": self.kind,
-            })  # fmt: skip
+            yield beam.pvalue.TaggedOutput(
+                DUPLICATES,
+                {
+                    "id": row["id"],
+                    "duplicate_of": rows[0]["id"],
+                    "corpus": row["corpus"],
+                    "source": row["source"],
+                    "kind": self.kind,
+                },
+            )
 
 
 class Deduplicate(beam.PTransform):

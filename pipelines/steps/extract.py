@@ -51,8 +51,14 @@ class SharedModel:
 class UnitModelHandler(SharedModel, ModelHandler[Decoded, PredictionResult, UnitExtractor]):
     """Decoded waves → frame units with the extractor (features + nearest centroid)."""
 
-    def __init__(self, spec: ExtractorSpec, kmeans: str, batch_size: int = 16,
-                 max_batch_seconds: float = 160.0, model_copies: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        spec: ExtractorSpec,
+        kmeans: str,
+        batch_size: int = 16,
+        max_batch_seconds: float = 160.0,
+        model_copies: int = 1,
+    ):
         super().__init__()
         self.spec, self.kmeans = spec, kmeans
         self.batch_size = batch_size
@@ -71,8 +77,10 @@ class UnitModelHandler(SharedModel, ModelHandler[Decoded, PredictionResult, Unit
         for group in length_buckets([len(d.wave) for d in batch], self.max_samples):
             for i, frames in zip(group, model([batch[i].wave for i in group]), strict=True):
                 units[i] = frames
-        return [PredictionResult(d, u, model_id=model.centroids_hash)
-                for d, u in zip(batch, units, strict=True)]  # fmt: skip
+        return [
+            PredictionResult(d, u, model_id=model.centroids_hash)
+            for d, u in zip(batch, units, strict=True)
+        ]
 
     def batch_elements_kwargs(self) -> dict:
         # Beam sizes batches adaptively up to batch_size. Fixed batches of 16 were measured

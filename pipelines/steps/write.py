@@ -79,8 +79,13 @@ class WriteShardFn(beam.DoFn):
 class WriteTable(beam.PTransform):
     """Rows → ``folder/<split>-*.parquet`` shards, sorted by id; → one record per file."""
 
-    def __init__(self, table: str, folder: str, num_shards: int | None = None,
-                 target_bytes: int = MAX_SHARD_BYTES):  # fmt: skip
+    def __init__(
+        self,
+        table: str,
+        folder: str,
+        num_shards: int | None = None,
+        target_bytes: int = MAX_SHARD_BYTES,
+    ):
         super().__init__()
         self.table, self.folder = table, folder
         self.num_shards, self.target_bytes = num_shards, target_bytes

@@ -59,8 +59,12 @@ class UnitExtractor:
 
     def info(self) -> dict:
         layer = self.spec.layer if self.spec.name == "hubert" else None
-        return {"name": self.spec.name, "layer": layer, "k": self.k,
-                "centroids_hash": self.centroids_hash}  # fmt: skip
+        return {
+            "name": self.spec.name,
+            "layer": layer,
+            "k": self.k,
+            "centroids_hash": self.centroids_hash,
+        }
 
     def __call__(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         return [self.assign(f) for f in self.features.features(waves)]

@@ -22,15 +22,23 @@ from speechinstruct.checkpoints import load_fairseq_checkpoint
 SR = 16_000
 MAX_CHUNK = 1_600_000  # fairseq's dump_hubert_feature.py: 100 s at 16 kHz per forward pass
 DEFAULT_CONV_LAYERS = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
-ACTIVATIONS = {"gelu": "gelu", "gelu_accurate": "gelu_new", "gelu_fast": "gelu_new",
-               "relu": "relu", "tanh": "tanh", "linear": "linear"}  # fmt: skip
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_accurate": "gelu_new",
+    "gelu_fast": "gelu_new",
+    "relu": "relu",
+    "tanh": "tanh",
+    "linear": "linear",
+}
 
 # fairseq HubertModel name → HubertModel name (regex, replacement), first match wins
 KEY_RULES = [
     (r"feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
     # ".2." is the GroupNorm ("default" mode); ".2.1." the LayerNorm inside TransposeLast
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.(1\.)?",
-     r"feature_extractor.conv_layers.\1.layer_norm."),
+    (
+        r"feature_extractor\.conv_layers\.(\d+)\.2\.(1\.)?",
+        r"feature_extractor.conv_layers.\1.layer_norm.",
+    ),
     (r"post_extract_proj\.", "feature_projection.projection."),
     (r"layer_norm\.", "feature_projection.layer_norm."),
     (r"encoder\.pos_conv\.0\.(?:parametrizations\.weight\.original0|weight_g)$", "POS_G"),
@@ -43,7 +51,7 @@ KEY_RULES = [
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
     (r"encoder\.layer_norm\.", "encoder.layer_norm."),
     (r"mask_emb$", "masked_spec_embed"),
-]  # fmt: skip
+]
 DROPPED = re.compile(r"label_embs_concat$|final_proj\.")  # pre-training heads, unused here
 
 
@@ -68,9 +76,14 @@ def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
         raise ValueError(f"unsupported conv_feature_layers {spec!r}")
 
     layers = value(ast.parse(spec, mode="eval").body)
-    if not (isinstance(layers, list) and layers and all(
-        isinstance(t, tuple) and len(t) == 3 and all(isinstance(v, int) for v in t) for t in layers
-    )):  # fmt: skip
+    if not (
+        isinstance(layers, list)
+        and layers
+        and all(
+            isinstance(t, tuple) and len(t) == 3 and all(isinstance(v, int) for v in t)
+            for t in layers
+        )
+    ):
         raise ValueError(f"conv_feature_layers {spec!r} is not a list of (dim, kernel, stride)")
     return layers
 
@@ -90,8 +103,10 @@ def hubert_config(model_cfg: dict) -> HubertConfig:
     """A HubertConfig for inference from a fairseq ``hubert`` model config (dropouts off)."""
     m = model_cfg
     if m.get("_name", "hubert") != "hubert" or m.get("layer_type", "transformer") != "transformer":
-        raise ValueError(f"not a HuBERT pre-training checkpoint: model {m.get('_name')!r}, "
-                         f"layer_type {m.get('layer_type')!r}")  # fmt: skip
+        raise ValueError(
+            f"not a HuBERT pre-training checkpoint: model {m.get('_name')!r}, "
+            f"layer_type {m.get('layer_type')!r}"
+        )
     mode = m.get("extractor_mode", "default")
     activation = m.get("activation_fn", "gelu")
     if mode not in ("default", "layer_norm") or activation not in ACTIVATIONS:
@@ -113,9 +128,13 @@ def hubert_config(model_cfg: dict) -> HubertConfig:
         num_conv_pos_embedding_groups=m.get("conv_pos_groups", 16),
         do_stable_layer_norm=bool(m.get("layer_norm_first", False)),
         feat_proj_layer_norm=True,  # fairseq HuBERT always layer-norms the conv features
-        hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-        feat_proj_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
-    )  # fmt: skip
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        final_dropout=0.0,
+        layerdrop=0.0,
+    )
 
 
 def convert_state_dict(fairseq_state: dict, model: HubertModel) -> tuple[dict, list[str]]:

@@ -36,9 +36,16 @@ class MfccFeatures:
         # pad so the FFT frames line up with HuBERT's: 1 + (samples - 400) // 320 frames
         padded = np.pad(wave.astype(np.float32), (0, max(N_FFT - WINDOW, N_FFT - len(wave))))
         mfcc = librosa.feature.mfcc(
-            y=padded, sr=SR, n_mfcc=N_MFCC, n_fft=N_FFT, win_length=WINDOW,
-            hop_length=HOP, center=False, n_mels=23, htk=True,
-        )[:, :n]  # fmt: skip
+            y=padded,
+            sr=SR,
+            n_mfcc=N_MFCC,
+            n_fft=N_FFT,
+            win_length=WINDOW,
+            hop_length=HOP,
+            center=False,
+            n_mels=23,
+            htk=True,
+        )[:, :n]
         width = min(9, n if n % 2 else n - 1)
         if width >= 3:
             d1 = librosa.feature.delta(mfcc, width=width, order=1, mode="nearest")

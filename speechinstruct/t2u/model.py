@@ -45,21 +45,36 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>")  # fmt: skip
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
 
 
 def build_model(k: int, preset: T2UPreset) -> BartForConditionalGeneration:
     unit_offset = len(SPECIALS) + len(CHARS)
     config = BartConfig(
-        vocab_size=unit_offset + k, d_model=preset.d_model,
-        encoder_layers=preset.layers, decoder_layers=preset.layers,
-        encoder_attention_heads=preset.heads, decoder_attention_heads=preset.heads,
-        encoder_ffn_dim=preset.ffn, decoder_ffn_dim=preset.ffn,
-        max_position_embeddings=preset.max_positions, dropout=0.1,
-        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS,
-        forced_eos_token_id=None, unit_offset=unit_offset, num_units=k,
-    )  # fmt: skip
+        vocab_size=unit_offset + k,
+        d_model=preset.d_model,
+        encoder_layers=preset.layers,
+        decoder_layers=preset.layers,
+        encoder_attention_heads=preset.heads,
+        decoder_attention_heads=preset.heads,
+        encoder_ffn_dim=preset.ffn,
+        decoder_ffn_dim=preset.ffn,
+        max_position_embeddings=preset.max_positions,
+        dropout=0.1,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=BOS,
+        forced_eos_token_id=None,
+        unit_offset=unit_offset,
+        num_units=k,
+    )
     return BartForConditionalGeneration(config)
 
 
@@ -84,8 +99,13 @@ class T2U:
         return {k: v.to(self.model.device) for k, v in enc.items() if k != "token_type_ids"}
 
     @torch.inference_mode()
-    def generate(self, texts: list[str], batch_size: int = 16, units_per_char: float = 3.0,
-                 num_beams: int = 1) -> list[list[int]]:  # fmt: skip
+    def generate(
+        self,
+        texts: list[str],
+        batch_size: int = 16,
+        units_per_char: float = 3.0,
+        num_beams: int = 1,
+    ) -> list[list[int]]:
         """Greedy (or beam) decoding of each text into units; ``[]`` for empty text."""
         out: list[list[int]] = [[] for _ in texts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -98,9 +118,13 @@ class T2U:
             enc = self.encode([texts[i] for i in idx])
             longest = int(enc["attention_mask"].sum(1).max())
             ids = self.model.generate(
-                **enc, max_new_tokens=int(longest * units_per_char) + 8, num_beams=num_beams,
-                do_sample=False, suppress_tokens=suppress, decoder_start_token_id=BOS,
-            )  # fmt: skip
+                **enc,
+                max_new_tokens=int(longest * units_per_char) + 8,
+                num_beams=num_beams,
+                do_sample=False,
+                suppress_tokens=suppress,
+                decoder_start_token_id=BOS,
+            )
             for i, row in zip(idx, ids.cpu().numpy(), strict=True):
                 # each text's own limit, so a result never depends on its batch-mates
                 limit = int(len(normalize_text(texts[i])) * units_per_char) + 8

@@ -63,8 +63,9 @@ def _batches(pairs: list, batch_size: int, rng: random.Random) -> list[list]:
     return batches
 
 
-def train(t2u: T2U, pairs: list, steps: int, batch_size: int, lr: float, seed: int,
-          log_every: int = 50) -> list[float]:  # fmt: skip
+def train(
+    t2u: T2U, pairs: list, steps: int, batch_size: int, lr: float, seed: int, log_every: int = 50
+) -> list[float]:
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = t2u.model.train()
@@ -93,8 +94,11 @@ def train(t2u: T2U, pairs: list, steps: int, batch_size: int, lr: float, seed: i
         if (step + 1) % log_every == 0 or step + 1 == steps:
             rate = (step + 1) / (time.perf_counter() - start)
             eta = (steps - step - 1) / rate
-            print(f"train-t2u: step {step + 1}/{steps} loss {loss.item():.3f} "
-                  f"({rate:.1f} steps/s, eta {eta:.0f}s)", flush=True)  # fmt: skip
+            print(
+                f"train-t2u: step {step + 1}/{steps} loss {loss.item():.3f} "
+                f"({rate:.1f} steps/s, eta {eta:.0f}s)",
+                flush=True,
+            )
     model.eval()
     return losses
 
@@ -124,11 +128,18 @@ def run(argv: list[str] | None = None) -> dict:
     seconds = time.perf_counter() - start
     uer = unit_error_rate(refs, t2u.generate(texts))
     metrics = {
-        "preset": args.preset, "k": k, "steps": args.steps, "train_rows": len(train_rows),
-        "heldout_rows": len(test_rows), "first_loss": losses[0], "final_loss": losses[-1],
-        "heldout_uer": uer, "untrained_uer": baseline, "train_seconds": round(seconds, 1),
+        "preset": args.preset,
+        "k": k,
+        "steps": args.steps,
+        "train_rows": len(train_rows),
+        "heldout_rows": len(test_rows),
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
+        "heldout_uer": uer,
+        "untrained_uer": baseline,
+        "train_seconds": round(seconds, 1),
         "units": args.units,
-    }  # fmt: skip
+    }
     with storage.local_output(args.output) as local:
         t2u.save(local)
         Path(local, "t2u_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

@@ -8,19 +8,36 @@ from tests.conftest import CORPORA, K
 
 
 def _build(made, out, *extra) -> dict:
-    return build.run(["--units", *made["units"], "--chats", str(made["work"] / "chats.json"),
-                      "--t2u", made["t2u"], "--kmeans", made["km"], "--output", str(out),
-                      *extra])  # fmt: skip
+    return build.run(
+        [
+            "--units",
+            *made["units"],
+            "--chats",
+            str(made["work"] / "chats.json"),
+            "--t2u",
+            made["t2u"],
+            "--kmeans",
+            made["km"],
+            "--output",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_build_publish_and_load(made, tmp_path):
     info = _build(made, tmp_path / "build")
-    rejects = [r for f in (tmp_path / "build" / "rejects").glob("*.parquet")
-               for r in pq.read_table(f).to_pylist()]  # fmt: skip
+    rejects = [
+        r
+        for f in (tmp_path / "build" / "rejects").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    ]
     reasons = {r["reason"] for r in rejects}
     assert {"bad_chat", "not_english"} <= reasons
-    long = sum(len(c["plain_text"].split("[MOSS]:")[1].split("<eoa>")[0].split()) >= 35
-               for c in made["chats"][:20])  # fmt: skip
+    long = sum(
+        len(c["plain_text"].split("[MOSS]:")[1].split("<eoa>")[0].split()) >= 35
+        for c in made["chats"][:20]
+    )
     assert sum(r["reason"] == "long_response" for r in rejects) == long
     com = sum(info["counts"]["chain_of_modality"].values())
     assert com == 4 * (len(made["chats"]) - len(rejects))
@@ -82,6 +99,17 @@ def test_wrong_centroids_are_refused(made, tmp_path):
         tmp_path / "other.npy", np.random.default_rng(0).standard_normal((K, 39)).astype("float32")
     )
     with pytest.raises(SystemExit):
-        build.run(["--units", *made["units"], "--chats", str(made["work"] / "chats.json"),
-                   "--t2u", made["t2u"], "--kmeans", str(tmp_path / "other.npy"),
-                   "--output", str(tmp_path / "x")])  # fmt: skip
+        build.run(
+            [
+                "--units",
+                *made["units"],
+                "--chats",
+                str(made["work"] / "chats.json"),
+                "--t2u",
+                made["t2u"],
+                "--kmeans",
+                str(tmp_path / "other.npy"),
+                "--output",
+                str(tmp_path / "x"),
+            ]
+        )

@@ -33,12 +33,16 @@ DAMAGED_STATS = {
     "duplicates": {"audio": 1},
 }
 CHATS = [
-    {"plain_text": "[Human]: What is the capital of France? <eoh> [MOSS]: Paris is the capital "
-     "of France. <eoa>"},
+    {
+        "plain_text": "[Human]: What is the capital of France? <eoh> [MOSS]: Paris is the capital "
+        "of France. <eoa>"
+    },
     {"plain_text": "[Human]: Name a primary colour. <eoh> [MOSS]: Red is a primary colour. <eoa>"},
-    {"plain_text": "[Human]: How many days are in a week? <eoh> [MOSS]: A week has seven days. "
-     "<eoa>"},
-]  # fmt: skip
+    {
+        "plain_text": "[Human]: How many days are in a week? <eoh> [MOSS]: A week has seven days. "
+        "<eoa>"
+    },
+]
 
 
 def damaged_corpus(root: Path) -> Path:
@@ -83,18 +87,57 @@ def test_chain_on_object_storage(bucket, tmp_path):
     storage.write_text(f"{uri}/chats.jsonl", chats)
 
     km = f"{uri}/models/km.npy"
-    info = learn_kmeans.run(["--corpus", "librispeech", "--input", f"{uri}/real/LibriSpeech",
-                             "--k", "16", "--output", km, "--max-utterances", "20",
-                             *beam_args])  # fmt: skip
+    info = learn_kmeans.run(
+        [
+            "--corpus",
+            "librispeech",
+            "--input",
+            f"{uri}/real/LibriSpeech",
+            "--k",
+            "16",
+            "--output",
+            km,
+            "--max-utterances",
+            "20",
+            *beam_args,
+        ]
+    )
     assert info["utterances"] == 20 and storage.exists(f"{uri}/models/km.json")
 
-    real = tokenize.run(["--corpus", "librispeech", "--input", f"{uri}/real/LibriSpeech",
-                         "--kmeans", km, "--output", f"{uri}/units/real", *beam_args])  # fmt: skip
+    real = tokenize.run(
+        [
+            "--corpus",
+            "librispeech",
+            "--input",
+            f"{uri}/real/LibriSpeech",
+            "--kmeans",
+            km,
+            "--output",
+            f"{uri}/units/real",
+            *beam_args,
+        ]
+    )
     assert (real["read"], real["kept"], real["rejected"], real["duplicates"]) == (
-        len(EXPECTED), len(EXPECTED), {}, {})  # fmt: skip
-    damaged = tokenize.run(["--corpus", "librispeech", "--input", f"{uri}/damaged/LibriSpeech",
-                            "--split", "dev-damaged", "--kmeans", km,
-                            "--output", f"{uri}/units/damaged", *beam_args])  # fmt: skip
+        len(EXPECTED),
+        len(EXPECTED),
+        {},
+        {},
+    )
+    damaged = tokenize.run(
+        [
+            "--corpus",
+            "librispeech",
+            "--input",
+            f"{uri}/damaged/LibriSpeech",
+            "--split",
+            "dev-damaged",
+            "--kmeans",
+            km,
+            "--output",
+            f"{uri}/units/damaged",
+            *beam_args,
+        ]
+    )
     assert {k: damaged[k] for k in DAMAGED_STATS} == DAMAGED_STATS
 
     local = tmp_path / "local"
@@ -112,9 +155,22 @@ def test_chain_on_object_storage(bucket, tmp_path):
     (dup,) = _rows(local / "units" / "damaged" / "duplicates")
     assert (dup["id"], dup["duplicate_of"]) == ("9990-99901-0010", "9990-99901-0001")
 
-    built = build.run(["--units", f"{uri}/units/real", f"{uri}/units/damaged",
-                       "--chats", f"{uri}/chats.jsonl", "--speech-backend", "tts",
-                       "--kmeans", km, "--output", f"{uri}/build", *beam_args])  # fmt: skip
+    built = build.run(
+        [
+            "--units",
+            f"{uri}/units/real",
+            f"{uri}/units/damaged",
+            "--chats",
+            f"{uri}/chats.jsonl",
+            "--speech-backend",
+            "tts",
+            "--kmeans",
+            km,
+            "--output",
+            f"{uri}/build",
+            *beam_args,
+        ]
+    )
     assert built["chats_read"] == len(CHATS) + 1
     assert sum(built["counts"]["rejects"].values()) == 1
     assert sum(built["counts"]["chain_of_modality"].values()) == 4 * len(CHATS)
@@ -137,16 +193,40 @@ def test_tokenize_command_line_on_s3(tmp_path):
         uri = server.make_bucket("speechgpt-cli")
         upload_tree(damaged_corpus(tmp_path), f"{uri}/LibriSpeech")
         km = str(tmp_path / "km.npy")
-        learn_kmeans.run(["--corpus", "librispeech", "--input", str(tmp_path / "LibriSpeech"),
-                          "--k", "8", "--output", km])  # fmt: skip
+        learn_kmeans.run(
+            [
+                "--corpus",
+                "librispeech",
+                "--input",
+                str(tmp_path / "LibriSpeech"),
+                "--k",
+                "8",
+                "--output",
+                km,
+            ]
+        )
         storage.copy_file(km, f"{uri}/km.npy")
         env = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k == "PATH"}
         env.pop("AWS_ENDPOINT_URL")
         speechgpt = Path(sys.executable).with_name("speechgpt")
-        subprocess.run([str(speechgpt), "tokenize", "--corpus", "librispeech",
-                        "--input", f"{uri}/LibriSpeech", "--kmeans", f"{uri}/km.npy",
-                        "--output", f"{uri}/out", *server.beam_args],
-                       env=env, check=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [
+                str(speechgpt),
+                "tokenize",
+                "--corpus",
+                "librispeech",
+                "--input",
+                f"{uri}/LibriSpeech",
+                "--kmeans",
+                f"{uri}/km.npy",
+                "--output",
+                f"{uri}/out",
+                *server.beam_args,
+            ],
+            env=env,
+            check=True,
+            timeout=300,
+        )
         marker = storage.read_json(f"{uri}/out/_SUCCESS.json")
         assert {k: marker["stats"][k] for k in DAMAGED_STATS} == DAMAGED_STATS
         assert storage.read_json(f"{uri}/out/stats.json") == marker["stats"]

@@ -38,16 +38,21 @@ def test_corpus_counts_are_the_tokenize_stats(made, published):
     assert list(table) == sorted(s["corpus"] for s in stats)
     for s in stats:
         row = table[s["corpus"]]
-        assert row == {"kept": s["kept"], "rejected": sum(s["rejected"].values()),
-                       "duplicates": sum(s["duplicates"].values())}  # fmt: skip
+        assert row == {
+            "kept": s["kept"],
+            "rejected": sum(s["rejected"].values()),
+            "duplicates": sum(s["duplicates"].values()),
+        }
         assert sum(row.values()) == s["read"]
     assert sum(r["rejected"] + r["duplicates"] for r in table.values()) > 0
 
 
 def test_unit_lengths_and_frequency_are_the_tables(published):
     data = Path(published, "data")
-    rows = {c: [r for f in sorted((data / c).glob("*.parquet"))
-                for r in pq.read_table(f).to_pylist()] for c in publish.CONFIGS}  # fmt: skip
+    rows = {
+        c: [r for f in sorted((data / c).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+        for c in publish.CONFIGS
+    }
     for config in ("pretrain", "cross_modal"):
         assert plots.unit_lengths(data / config, config)["units"].tolist() == [
             len(r["units"]) for r in rows[config]

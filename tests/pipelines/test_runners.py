@@ -11,34 +11,69 @@ from tests.portable import portable_runner
 
 
 def _digest(out) -> dict:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*.parquet"))}  # fmt: skip
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*.parquet"))
+    }
 
 
 def _tokenize(sample, made, corpus, out, *beam_args) -> dict:
     folder, split = CORPORA[corpus]
-    argv = ["--corpus", corpus, "--input", str(sample["root"] / folder), "--kmeans", made["km"],
-            "--output", str(out), "--num-shards", "2", *beam_args]  # fmt: skip
+    argv = [
+        "--corpus",
+        corpus,
+        "--input",
+        str(sample["root"] / folder),
+        "--kmeans",
+        made["km"],
+        "--output",
+        str(out),
+        "--num-shards",
+        "2",
+        *beam_args,
+    ]
     return tokenize.run(argv + (["--split", split] if split else []))
 
 
 def _build(made, units, out, *beam_args) -> dict:
-    return build.run(["--units", *map(str, units), "--chats", str(made["work"] / "chats.json"),
-                      "--speech-backend", "tts", "--max-chats", "6", "--kmeans", made["km"],
-                      "--output", str(out), *beam_args])  # fmt: skip
+    return build.run(
+        [
+            "--units",
+            *map(str, units),
+            "--chats",
+            str(made["work"] / "chats.json"),
+            "--speech-backend",
+            "tts",
+            "--max-chats",
+            "6",
+            "--kmeans",
+            made["km"],
+            "--output",
+            str(out),
+            *beam_args,
+        ]
+    )
 
 
 def test_tokenize_and_build_on_an_external_worker_pool(sample, made, tmp_path):
     corpora = ("librispeech", "gigaspeech")
     runs = {}
     with portable_runner(workers=2) as beam_args:
-        runs["pool"] = [_tokenize(sample, made, c, tmp_path / "pool" / c, *beam_args)
-                        for c in corpora]  # fmt: skip
-        runs["pool"].append(_build(made, [tmp_path / "pool" / c for c in corpora],
-                                   tmp_path / "pool" / "build", *beam_args))  # fmt: skip
+        runs["pool"] = [
+            _tokenize(sample, made, c, tmp_path / "pool" / c, *beam_args) for c in corpora
+        ]
+        runs["pool"].append(
+            _build(
+                made,
+                [tmp_path / "pool" / c for c in corpora],
+                tmp_path / "pool" / "build",
+                *beam_args,
+            )
+        )
     runs["local"] = [_tokenize(sample, made, c, tmp_path / "local" / c) for c in corpora]
-    runs["local"].append(_build(made, [tmp_path / "local" / c for c in corpora],
-                                tmp_path / "local" / "build"))  # fmt: skip
+    runs["local"].append(
+        _build(made, [tmp_path / "local" / c for c in corpora], tmp_path / "local" / "build")
+    )
 
     pool, local = _digest(tmp_path / "pool"), _digest(tmp_path / "local")
     assert pool == local and any(k.startswith("build/chain_of_modality/") for k in pool)

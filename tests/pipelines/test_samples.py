@@ -49,8 +49,9 @@ def test_layouts_match_the_real_corpora(sample):
     assert sf.info(mp3).samplerate == 48_000
 
     giga = json.loads((root / "GigaSpeech" / "GigaSpeech.json").read_text())
-    assert all(re.fullmatch(r"audio/podcast/P\d{4}/POD\d{10}\.opus", a["path"])
-               for a in giga["audios"])  # fmt: skip
+    assert all(
+        re.fullmatch(r"audio/podcast/P\d{4}/POD\d{10}\.opus", a["path"]) for a in giga["audios"]
+    )
     assert all(len(a["segments"]) >= 3 for a in giga["audios"])
     tags = {s for a in giga["audios"] for seg in a["segments"] for s in seg["subsets"]}
     assert {"{XS}", "{S}", "{DEV}", "{TEST}"} <= tags

@@ -43,8 +43,14 @@ def test_graph_size_does_not_depend_on_the_corpus(tmp_path):
 
 
 def _rows(n: int) -> list[dict]:
-    return [{"id": f"utt{i:05d}", "units": [i % 50, (i * 7) % 50], SPLIT: "train" if i % 5 else
-             "validation"} for i in range(n)]  # fmt: skip
+    return [
+        {
+            "id": f"utt{i:05d}",
+            "units": [i % 50, (i * 7) % 50],
+            SPLIT: "train" if i % 5 else "validation",
+        }
+        for i in range(n)
+    ]
 
 
 def _write(rows, folder, num_shards):
@@ -54,16 +60,18 @@ def _write(rows, folder, num_shards):
 
 
 def _digest(folder) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.glob("*.parquet"))}  # fmt: skip
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))
+    }
 
 
 def test_shard_writer(tmp_path):
     rows = _rows(400)
     _write(rows, tmp_path / "a", 4)
     names = sorted(p.name for p in (tmp_path / "a").glob("*.parquet"))
-    assert names == [f"{s}-{i:05d}-of-00004.parquet" for s in ("train", "validation")
-                     for i in range(4)]  # fmt: skip
+    assert names == [
+        f"{s}-{i:05d}-of-00004.parquet" for s in ("train", "validation") for i in range(4)
+    ]
     seen = []
     for name in names:
         ids = pq.read_table(tmp_path / "a" / name)["id"].to_pylist()
@@ -80,8 +88,11 @@ def test_shard_writer_never_writes_an_empty_shard(tmp_path):
     _write(_rows(3), tmp_path / "few", 10)
     names = sorted(p.name for p in (tmp_path / "few").glob("*.parquet"))
     # 2 train rows and 1 validation row: at most that many shards, numbered without gaps
-    assert names == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet",
-                     "validation-00000-of-00001.parquet"]  # fmt: skip
+    assert names == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
     assert all(pq.read_metadata(tmp_path / "few" / n).num_rows == 1 for n in names)
 
 
@@ -96,8 +107,16 @@ def test_shards_by_size(tmp_path):
 def test_outputs_appear_whole_and_consumers_refuse_unfinished_ones(sample, made, tmp_path):
     out = tmp_path / "units"
     folder, _split = CORPORA["librispeech"]
-    argv = ["--corpus", "librispeech", "--input", str(sample["root"] / folder), "--kmeans",
-            made["km"], "--output", str(out)]  # fmt: skip
+    argv = [
+        "--corpus",
+        "librispeech",
+        "--input",
+        str(sample["root"] / folder),
+        "--kmeans",
+        made["km"],
+        "--output",
+        str(out),
+    ]
     stats = tokenize.run(argv)
     marker = json.loads((out / storage.MARKER).read_text())
     assert marker["stats"] == stats == json.loads((out / "stats.json").read_text())
@@ -110,9 +129,20 @@ def test_outputs_appear_whole_and_consumers_refuse_unfinished_ones(sample, made,
 
     (out / storage.MARKER).unlink()
     with pytest.raises(FileNotFoundError, match=r"_SUCCESS\.json"):
-        build.run(["--units", str(out), "--chats", str(made["work"] / "chats.json"),
-                   "--speech-backend", "tts", "--kmeans", made["km"],
-                   "--output", str(tmp_path / "build")])  # fmt: skip
+        build.run(
+            [
+                "--units",
+                str(out),
+                "--chats",
+                str(made["work"] / "chats.json"),
+                "--speech-backend",
+                "tts",
+                "--kmeans",
+                made["km"],
+                "--output",
+                str(tmp_path / "build"),
+            ]
+        )
     from speechinstruct.t2u import train as t2u_train
 
     with pytest.raises(FileNotFoundError, match=r"_SUCCESS\.json"):

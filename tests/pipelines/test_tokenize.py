@@ -24,16 +24,37 @@ CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
 def km(sample, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("km") / "mfcc16.npy")
     root = sample["root"] / "LibriSpeech"
-    info = learn_kmeans.run(["--corpus", "librispeech", "--input", str(root), "--k", str(K),
-                             "--output", out, "--max-frames", "3000"])  # fmt: skip
+    info = learn_kmeans.run(
+        [
+            "--corpus",
+            "librispeech",
+            "--input",
+            str(root),
+            "--k",
+            str(K),
+            "--output",
+            out,
+            "--max-frames",
+            "3000",
+        ]
+    )
     assert info["k"] == K and info["frames_used"] == 3000 < info["frames_seen"]
     return out
 
 
 def _tokenize(root, corpus, km, out, *extra) -> dict:
     folder, split = CORPORA[corpus]
-    argv = ["--corpus", corpus, "--input", str(root / folder), "--kmeans", km,
-            "--output", str(out), *extra]  # fmt: skip
+    argv = [
+        "--corpus",
+        corpus,
+        "--input",
+        str(root / folder),
+        "--kmeans",
+        km,
+        "--output",
+        str(out),
+        *extra,
+    ]
     if split:
         argv += ["--split", split]
     return tokenize.run(argv)
@@ -45,8 +66,9 @@ def _table(out, name):
 
 
 def _digest(out) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*.parquet"))}  # fmt: skip
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*.parquet"))
+    }
 
 
 @pytest.mark.parametrize("corpus", sorted(CORPORA))
@@ -57,8 +79,11 @@ def test_each_sample_corpus(sample, km, tmp_path, corpus):
     dup = sum(stats["duplicates"].values())
     assert stats["read"] == stats["kept"] + sum(stats["rejected"].values()) + dup
     folder, split = CORPORA[corpus]
-    usable = [r.id for r in sources.read(corpus, str(sample["root"] / folder), split)
-              if isinstance(r, Utterance)]  # fmt: skip
+    usable = [
+        r.id
+        for r in sources.read(corpus, str(sample["root"] / folder), split)
+        if isinstance(r, Utterance)
+    ]
     units = _table(out, "units")
     assert sorted(r["id"] for r in units) == sorted(usable) and dup == 0
     for f in (out / "units").glob("*.parquet"):
@@ -114,8 +139,14 @@ def test_shards_are_bounded_named_and_never_empty(sample, km, tmp_path):
 
 def test_multiprocessing_mode_writes_the_same_rows(sample, km, tmp_path):
     _tokenize(sample["root"], "commonvoice", km, tmp_path / "a")
-    _tokenize(sample["root"], "commonvoice", km, tmp_path / "b",
-              "--direct_running_mode=multi_processing", "--direct_num_workers=2")  # fmt: skip
+    _tokenize(
+        sample["root"],
+        "commonvoice",
+        km,
+        tmp_path / "b",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+    )
     assert _table(tmp_path / "a", "units") == _table(tmp_path / "b", "units")
 
 
@@ -143,7 +174,6 @@ def test_dedup_by_frame_units_keeps_lowest_id():
 
 def test_stats_keys(sample, km, tmp_path):
     stats = _tokenize(sample["root"], "librispeech", km, tmp_path / "o", "--split", "dev-clean")
-    assert set(stats) >= {"read", "kept", "rejected", "duplicates", "audio_seconds",
-                          "wall_seconds"}  # fmt: skip
+    assert set(stats) >= {"read", "kept", "rejected", "duplicates", "audio_seconds", "wall_seconds"}
     assert stats["audio_seconds"] > 0
     assert re.fullmatch(r"[0-9a-f]{16}", stats["extractor"]["centroids_hash"])

@@ -26,8 +26,14 @@ def unit_row(i: int, units: list[int], k: int = 100) -> dict:
 
 def test_every_table_has_version_and_matching_features():
     assert set(TABLES) == {
-        "units", "rejects", "duplicates", "pretrain", "cross_modal", "chain_of_modality", "eval",
-    }  # fmt: skip
+        "units",
+        "rejects",
+        "duplicates",
+        "pretrain",
+        "cross_modal",
+        "chain_of_modality",
+        "eval",
+    }
     for name in TABLES:
         s = schema(name)
         assert s.metadata[b"schema_version"] == SCHEMA_VERSION.encode()
@@ -36,9 +42,18 @@ def test_every_table_has_version_and_matching_features():
 
 def test_required_columns():
     assert set(schema("units").names) >= {
-        "id", "corpus", "split", "speaker", "text", "units", "durations", "duration_s",
-        "source", "extractor", "content_hash",
-    }  # fmt: skip
+        "id",
+        "corpus",
+        "split",
+        "speaker",
+        "text",
+        "units",
+        "durations",
+        "duration_s",
+        "source",
+        "extractor",
+        "content_hash",
+    }
     assert set(schema("rejects").names) >= {"id", "corpus", "source", "stage", "reason", "detail"}
     assert set(schema("duplicates").names) >= {"id", "duplicate_of"}
     assert schema("units").field("units").type == pa.list_(pa.int16())
@@ -86,13 +101,26 @@ def test_validate_reports_nulls_types_and_missing_columns():
 
 
 def test_enums_and_reason_codes():
-    row = {"id": "a", "task": "asr", "description": "d", "units": [1], "text": "t",
-           "prompt": "p", "response": "r"}  # fmt: skip
+    row = {
+        "id": "a",
+        "task": "asr",
+        "description": "d",
+        "units": [1],
+        "text": "t",
+        "prompt": "p",
+        "response": "r",
+    }
     validate(to_table("cross_modal", [row]))
     with pytest.raises(SchemaError, match="column 'task', row 1: 'sing'"):
         validate(to_table("cross_modal", [row, {**row, "id": "b", "task": "sing"}]))
-    reject = {"id": "x", "corpus": "c", "source": None, "stage": "read", "reason": "silent",
-              "detail": ""}  # fmt: skip
+    reject = {
+        "id": "x",
+        "corpus": "c",
+        "source": None,
+        "stage": "read",
+        "reason": "silent",
+        "detail": "",
+    }
     assert "silent" in REASONS
     validate(to_table("rejects", [reject]))
     with pytest.raises(SchemaError, match="column 'reason', row 0: unknown reason code 'oops'"):

@@ -133,8 +133,19 @@ lookalike(ListConfig, "omegaconf.listconfig", "ListConfig")
 for _cls in (AnyNode, StringNode, IntegerNode, FloatNode, BooleanNode):
     lookalike(_cls, "omegaconf.nodes", _cls.__name__)
 lookalike(StructuredHubertConfig, "fairseq.models.hubert.hubert", "HubertConfig")
-FAKES = (Dictionary, Metadata, ContainerMetadata, DictConfig, ListConfig, AnyNode, StringNode,
-         IntegerNode, FloatNode, BooleanNode, StructuredHubertConfig)  # fmt: skip
+FAKES = (
+    Dictionary,
+    Metadata,
+    ContainerMetadata,
+    DictConfig,
+    ListConfig,
+    AnyNode,
+    StringNode,
+    IntegerNode,
+    FloatNode,
+    BooleanNode,
+    StructuredHubertConfig,
+)
 NODE_TYPES = {bool: BooleanNode, int: IntegerNode, float: FloatNode, str: StringNode}
 
 
@@ -142,8 +153,14 @@ def omega(value: Any, key: Any = None, parent: Any = None, object_type: Any = di
     """A plain value as an omegaconf tree (DictConfig / ListConfig / typed value nodes)."""
     if isinstance(value, dict | list):
         node = (DictConfig if isinstance(value, dict) else ListConfig)()
-        meta = ContainerMetadata(Any, object_type if isinstance(value, dict) else list, True, key,
-                                 key_type=str, element_type=Any)  # fmt: skip
+        meta = ContainerMetadata(
+            Any,
+            object_type if isinstance(value, dict) else list,
+            True,
+            key,
+            key_type=str,
+            element_type=Any,
+        )
         node.__dict__.update(_metadata=meta, _parent=parent, _flags_cache=None)
         items = value.items() if isinstance(value, dict) else enumerate(value)
         content = {k: omega(v, k, node) for k, v in items}
@@ -188,29 +205,59 @@ def hubert_cfg(**model: Any) -> dict:
         "skip_masked": False,
         "skip_nomask": False,
     }
-    task = {"_name": "hubert_pretraining", "data": "/checkpoint/data", "labels": ["km"],
-            "label_dir": "/checkpoint/labels", "label_rate": 50.0, "sample_rate": 16000,
-            "normalize": False, "enable_padding": False, "max_keep_size": None,
-            "max_sample_size": 250000, "min_sample_size": 32000, "single_target": False,
-            "random_crop": True, "pad_audio": False}  # fmt: skip
-    return {"_name": None, "common": {"fp16": True, "seed": 1337},
-            "model": {**base, **model}, "task": task}  # fmt: skip
+    task = {
+        "_name": "hubert_pretraining",
+        "data": "/checkpoint/data",
+        "labels": ["km"],
+        "label_dir": "/checkpoint/labels",
+        "label_rate": 50.0,
+        "sample_rate": 16000,
+        "normalize": False,
+        "enable_padding": False,
+        "max_keep_size": None,
+        "max_sample_size": 250000,
+        "min_sample_size": 32000,
+        "single_target": False,
+        "random_crop": True,
+        "pad_audio": False,
+    }
+    return {
+        "_name": None,
+        "common": {"fp16": True, "seed": 1337},
+        "model": {**base, **model},
+        "task": task,
+    }
 
 
-def save_fairseq(path, model_state: dict, cfg: dict | None, as_omegaconf: bool = False,
-                 args: Namespace | None = None, **extra: Any) -> None:  # fmt: skip
+def save_fairseq(
+    path,
+    model_state: dict,
+    cfg: dict | None,
+    as_omegaconf: bool = False,
+    args: Namespace | None = None,
+    **extra: Any,
+) -> None:
     """``torch.save`` a dict shaped like fairseq's ``Trainer.state_dict()``."""
     if as_omegaconf and cfg is not None:
         cfg = omega(cfg)
         # a structured config: the model section's metadata names its dataclass
         cfg._content["model"]._metadata.object_type = StructuredHubertConfig
     state = {
-        "args": args, "cfg": cfg, "model": model_state, "criterion": None,
-        "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "Adam",
-                               "lr_scheduler_state": {"best": None}, "num_updates": 400000}],
+        "args": args,
+        "cfg": cfg,
+        "model": model_state,
+        "criterion": None,
+        "optimizer_history": [
+            {
+                "criterion_name": "HubertCriterion",
+                "optimizer_name": "Adam",
+                "lr_scheduler_state": {"best": None},
+                "num_updates": 400000,
+            }
+        ],
         "task_state": {"dictionaries": [Dictionary([str(i) for i in range(8)])]},
         "extra_state": {"metrics": {}, "previous_training_time": 1.5, **extra},
-    }  # fmt: skip
+    }
     with importable(*FAKES):
         torch.save(state, path)
 
@@ -236,8 +283,12 @@ def test_plain_cfg_namespace_args_and_numpy_scalars(tmp_path):
     args = Namespace(arch="hubert", normalize=True, encoder_layers=2, labels=["km"])
     save_fairseq(path, {}, None, args=args, best=np.float64(2.5), steps=np.int64(7))
     ckpt = load_fairseq_checkpoint(path)
-    assert ckpt["args"] == {"arch": "hubert", "normalize": True, "encoder_layers": 2,
-                            "labels": ["km"]}  # fmt: skip
+    assert ckpt["args"] == {
+        "arch": "hubert",
+        "normalize": True,
+        "encoder_layers": 2,
+        "labels": ["km"],
+    }
     assert ckpt["cfg"] is None
     assert ckpt["extra_state"]["best"] == 2.5 and ckpt["extra_state"]["steps"] == 7
 
@@ -255,10 +306,13 @@ class Evaluates:
         return eval, ("1 + 1",)
 
 
-@pytest.mark.parametrize(("payload", "name"), [
-    (RunsCommand(), f"{os.system.__module__}.system"),  # os.system pickles as posix.system
-    (Evaluates(), "builtins.eval"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [
+        (RunsCommand(), f"{os.system.__module__}.system"),  # os.system pickles as posix.system
+        (Evaluates(), "builtins.eval"),
+    ],
+)
 def test_fairseq_checkpoint_with_code_is_refused(tmp_path, monkeypatch, payload, name):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"

@@ -14,9 +14,12 @@ def numbered_lists(body: dict, n: int) -> str | None:
     if n == 1:
         return None
     start = 60 * (n - 2)
-    lines = [f"{i + 1}. Please transcribe clip number {k} of the recording." if i % 2
-             else f"{i + 1}) **Could you write down the words of item {k}?**"
-             for i, k in enumerate(range(start, start + 60))]  # fmt: skip
+    lines = [
+        f"{i + 1}. Please transcribe clip number {k} of the recording."
+        if i % 2
+        else f"{i + 1}) **Could you write down the words of item {k}?**"
+        for i, k in enumerate(range(start, start + 60))
+    ]
     repeat = "1. Please transcribe clip number 1 of the recording."
     return "Here are the tasks:\n" + "\n".join(lines) + "\n" + repeat
 
@@ -31,8 +34,9 @@ def test_generates_100_distinct_with_retries(server, tmp_path, monkeypatch, caps
     url, calls = server
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "asr.txt"
-    items = descriptions.run(["--task", "asr", "--model", "gpt-4", "--base-url", url,
-                              "--out", str(out)])  # fmt: skip
+    items = descriptions.run(
+        ["--task", "asr", "--model", "gpt-4", "--base-url", url, "--out", str(out)]
+    )
     lines = out.read_text().splitlines()
     assert lines == items and len(lines) == len(set(lines)) == 100
     assert lines[0] == "Could you write down the words of item 0?"
@@ -55,8 +59,9 @@ def test_missing_key_fails_clearly(tmp_path, monkeypatch):
 def test_parse_list_and_shipped_sets():
     reply = '1. "Transcribe the audio, please."\n2) Say it\n- Write down what you hear now.\nnoise'
     assert descriptions.parse_list(reply) == [
-        "Transcribe the audio, please.", "Write down what you hear now.",
-    ]  # fmt: skip
+        "Transcribe the audio, please.",
+        "Write down what you hear now.",
+    ]
     for task in descriptions.TASKS:
         shipped = descriptions.load(task)
         assert len(shipped) == len(descriptions.dedup(list(shipped))) == 100

@@ -24,11 +24,19 @@ LAYERS, DIM, HEADS, FFN, POS, POS_GROUPS = 2, 32, 4, 64, 16, 4
 def tiny_cfg(conv_dim: int = 16, layer_norm: bool = False) -> dict:
     """A 2-layer HuBERT config; conv width ≠ model width, as in base (512 → 768)."""
     spec = f"[({conv_dim},10,5)] + [({conv_dim},3,2)] * 4 + [({conv_dim},2,2)] * 2"
-    return hubert_cfg(encoder_layers=LAYERS, encoder_embed_dim=DIM, encoder_attention_heads=HEADS,
-                      encoder_ffn_embed_dim=FFN, conv_feature_layers=spec, conv_pos=POS,
-                      conv_pos_groups=POS_GROUPS, final_dim=8,
-                      extractor_mode="layer_norm" if layer_norm else "default",
-                      layer_norm_first=layer_norm, conv_bias=layer_norm)  # fmt: skip
+    return hubert_cfg(
+        encoder_layers=LAYERS,
+        encoder_embed_dim=DIM,
+        encoder_attention_heads=HEADS,
+        encoder_ffn_embed_dim=FFN,
+        conv_feature_layers=spec,
+        conv_pos=POS,
+        conv_pos_groups=POS_GROUPS,
+        final_dim=8,
+        extractor_mode="layer_norm" if layer_norm else "default",
+        layer_norm_first=layer_norm,
+        conv_bias=layer_norm,
+    )
 
 
 def fairseq_weights(conv_dim: int = 16, layer_norm: bool = False, seed: int = 0) -> dict:
@@ -53,16 +61,23 @@ def fairseq_weights(conv_dim: int = 16, layer_norm: bool = False, seed: int = 0)
     w |= norm("layer_norm.", conv_dim)
     if conv_dim != DIM:
         w |= {"post_extract_proj.weight": rand(DIM, conv_dim), "post_extract_proj.bias": rand(DIM)}
-    w |= {"encoder.pos_conv.0.bias": rand(DIM), "encoder.pos_conv.0.weight_g": 1 + rand(1, 1, POS),
-          "encoder.pos_conv.0.weight_v": rand(DIM, DIM // POS_GROUPS, POS)}  # fmt: skip
+    w |= {
+        "encoder.pos_conv.0.bias": rand(DIM),
+        "encoder.pos_conv.0.weight_g": 1 + rand(1, 1, POS),
+        "encoder.pos_conv.0.weight_v": rand(DIM, DIM // POS_GROUPS, POS),
+    }
     for i in range(LAYERS):
         layer = f"encoder.layers.{i}."
         for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
             w[f"{layer}self_attn.{proj}.weight"] = rand(DIM, DIM)
             w[f"{layer}self_attn.{proj}.bias"] = rand(DIM)
         w |= norm(layer + "self_attn_layer_norm.", DIM) | norm(layer + "final_layer_norm.", DIM)
-        w |= {layer + "fc1.weight": rand(FFN, DIM), layer + "fc1.bias": rand(FFN),
-              layer + "fc2.weight": rand(DIM, FFN), layer + "fc2.bias": rand(DIM)}  # fmt: skip
+        w |= {
+            layer + "fc1.weight": rand(FFN, DIM),
+            layer + "fc1.bias": rand(FFN),
+            layer + "fc2.weight": rand(DIM, FFN),
+            layer + "fc2.bias": rand(DIM),
+        }
     w |= norm("encoder.layer_norm.", DIM)
     w |= {"final_proj.weight": rand(8, DIM), "final_proj.bias": rand(8)}
     return w
@@ -71,12 +86,19 @@ def fairseq_weights(conv_dim: int = 16, layer_norm: bool = False, seed: int = 0)
 def reference_model(w: dict, conv_dim: int = 16, layer_norm: bool = False) -> HubertModel:
     """HubertModel built directly and filled module by module from the fairseq weights."""
     config = HubertConfig(
-        hidden_size=DIM, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        intermediate_size=FFN, conv_dim=[conv_dim] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2],
-        conv_stride=[5, 2, 2, 2, 2, 2, 2], num_conv_pos_embeddings=POS,
-        num_conv_pos_embedding_groups=POS_GROUPS, conv_bias=layer_norm,
-        feat_extract_norm="layer" if layer_norm else "group", do_stable_layer_norm=layer_norm,
-    )  # fmt: skip
+        hidden_size=DIM,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        conv_dim=[conv_dim] * 7,
+        conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+        conv_stride=[5, 2, 2, 2, 2, 2, 2],
+        num_conv_pos_embeddings=POS,
+        num_conv_pos_embedding_groups=POS_GROUPS,
+        conv_bias=layer_norm,
+        feat_extract_norm="layer" if layer_norm else "group",
+        do_stable_layer_norm=layer_norm,
+    )
     model = HubertModel(config).eval()
 
     def put(module: torch.nn.Module, prefix: str, names=("weight", "bias")) -> None:
@@ -120,8 +142,9 @@ def reference_features(
 ) -> np.ndarray:
     x = torch.from_numpy(wave)[None]
     with torch.inference_mode():
-        out = model(x, attention_mask=torch.ones_like(x).long() if mask else None,
-                    output_hidden_states=True)  # fmt: skip
+        out = model(
+            x, attention_mask=torch.ones_like(x).long() if mask else None, output_hidden_states=True
+        )
     return out.hidden_states[layer][0].float().numpy()
 
 

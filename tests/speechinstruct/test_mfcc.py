@@ -26,9 +26,16 @@ def test_static_coefficients_match_librosa_reference():
     wave = rng.standard_normal(16_000).astype(np.float32)
     ours = MfccFeatures().features([wave])[0]
     ref = librosa.feature.mfcc(
-        y=np.pad(wave, (0, 112)), sr=16_000, n_mfcc=13, n_fft=512, win_length=400,
-        hop_length=320, center=False, n_mels=23, htk=True,
-    )  # fmt: skip
+        y=np.pad(wave, (0, 112)),
+        sr=16_000,
+        n_mfcc=13,
+        n_fft=512,
+        win_length=400,
+        hop_length=320,
+        center=False,
+        n_mels=23,
+        htk=True,
+    )
     np.testing.assert_allclose(ours[:, :13], ref.T[: len(ours)], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(
         ours[:, 13:26],

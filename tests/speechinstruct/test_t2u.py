@@ -13,13 +13,26 @@ from speechinstruct.t2u.model import T2U, normalize_text
 def _units_dir(tmp_path, rows, k=20):
     out = tmp_path / "units_out"
     (out / "units").mkdir(parents=True)
-    table = to_table("units", [{
-        "id": f"u{i}", "corpus": "c", "split": "s", "speaker": "p", "text": text,
-        "units": units, "durations": [1] * len(units), "num_frames": len(units),
-        "duration_s": 1.0, "source": {"path": "x", "start_s": None, "end_s": None},
-        "extractor": {"name": "mfcc", "layer": None, "k": k, "centroids_hash": "h"},
-        "content_hash": f"h{i}",
-    } for i, (text, units) in enumerate(rows)])  # fmt: skip
+    table = to_table(
+        "units",
+        [
+            {
+                "id": f"u{i}",
+                "corpus": "c",
+                "split": "s",
+                "speaker": "p",
+                "text": text,
+                "units": units,
+                "durations": [1] * len(units),
+                "num_frames": len(units),
+                "duration_s": 1.0,
+                "source": {"path": "x", "start_s": None, "end_s": None},
+                "extractor": {"name": "mfcc", "layer": None, "k": k, "centroids_hash": "h"},
+                "content_hash": f"h{i}",
+            }
+            for i, (text, units) in enumerate(rows)
+        ],
+    )
     pq.write_table(table, out / "units" / "train-00000-of-00001.parquet")
     (out / MARKER).write_text("{}")  # a finished tokenize output, as far as train-t2u asks
     return out
@@ -40,8 +53,20 @@ def test_learns_a_deterministic_mapping_and_saves_hf_format(tmp_path):
     code = {"a": [1, 2], "b": [3, 4], "c": [5, 6], " ": [7]}
     rows = [(w, [u for ch in w for u in code[ch]]) for w in words * 3]
     out = _units_dir(tmp_path, rows)
-    metrics = t2u_train.run(["--units", str(out), "--output", str(tmp_path / "t2u"),
-                             "--steps", "150", "--batch-size", "8", "--lr", "3e-3"])  # fmt: skip
+    metrics = t2u_train.run(
+        [
+            "--units",
+            str(out),
+            "--output",
+            str(tmp_path / "t2u"),
+            "--steps",
+            "150",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+        ]
+    )
     assert metrics["final_loss"] < metrics["first_loss"] / 3
     assert metrics["heldout_uer"] < metrics["untrained_uer"]
     assert json.loads((tmp_path / "t2u" / "t2u_metrics.json").read_text()) == metrics

@@ -60,8 +60,10 @@ def test_parse_rejects_what_no_template_makes():
 
 def test_parse_answer_of_generated_text():
     assert parse_answer("[tq] what is rain; [ta] water; [ua] <sosp><3><4><eosp><eoa>") == {
-        "tq": "what is rain", "ta": "water", "ua": [3, 4],
-    }  # fmt: skip
+        "tq": "what is rain",
+        "ta": "water",
+        "ua": [3, 4],
+    }
     assert parse_answer("[ta] only text<eoa>") == {"ta": "only text"}
     assert parse_answer("[ta] cut; [ua] <sosp><3><4>") == {"ta": "cut", "ua": [3, 4]}
     assert parse_answer("nothing") == {}

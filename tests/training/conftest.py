@@ -13,9 +13,22 @@ def stages(published, tmp_path_factory) -> dict:
     out, summaries, prev = {"base": base}, {}, base
     for stage, steps in ((1, 12), (2, 12), (3, 12)):
         out[stage] = str(work / f"stage{stage}")
-        summaries[stage] = train.run(["--stage", str(stage), "--config", f"tiny/stage{stage}",
-                                      "--data", published, "--base-model", prev,
-                                      "--output", out[stage], "--steps", str(steps)])  # fmt: skip
+        summaries[stage] = train.run(
+            [
+                "--stage",
+                str(stage),
+                "--config",
+                f"tiny/stage{stage}",
+                "--data",
+                published,
+                "--base-model",
+                prev,
+                "--output",
+                out[stage],
+                "--steps",
+                str(steps),
+            ]
+        )
         prev = out[stage]
     out["summaries"] = summaries
     return out

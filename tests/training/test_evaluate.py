@@ -18,10 +18,26 @@ def judge():
 
 def test_eval_reports_loss_wer_and_judge_scores(stages, published, judge, tmp_path):
     judge_url, calls = judge
-    report = evaluate.run(["--model", stages[2], "--lora", stages[3], "--data", published,
-                           "--max-samples", "2", "--max-new-tokens", "8",
-                           "--judge-model", "judge", "--base-url", judge_url,
-                           "--output", str(tmp_path / "eval.json")])  # fmt: skip
+    report = evaluate.run(
+        [
+            "--model",
+            stages[2],
+            "--lora",
+            stages[3],
+            "--data",
+            published,
+            "--max-samples",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--judge-model",
+            "judge",
+            "--base-url",
+            judge_url,
+            "--output",
+            str(tmp_path / "eval.json"),
+        ]
+    )
     assert json.loads((tmp_path / "eval.json").read_text()) == report
     assert set(report["loss"]) <= {"cross_modal", "chain_of_modality"} and report["loss"]
     assert all(math.isfinite(v) and v > 0 for v in report["loss"].values())

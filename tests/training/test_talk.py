@@ -94,20 +94,51 @@ def test_talk_command_writes_the_answer_wav(stages, made, baseline_vocoder, tmp_
     wav = tmp_path / "q.wav"
     sf.write(wav, question.audio(), 16000)
     out = tmp_path / "answer.wav"
-    turn = talk.run(["--model", stages[2], "--lora", stages[3], "--kmeans", made["km"],
-                     "--vocoder", baseline_vocoder, "--wav", str(wav), "--out", str(out),
-                     "--max-units", "20", "--max-text-tokens", "8"])  # fmt: skip
+    turn = talk.run(
+        [
+            "--model",
+            stages[2],
+            "--lora",
+            stages[3],
+            "--kmeans",
+            made["km"],
+            "--vocoder",
+            baseline_vocoder,
+            "--wav",
+            str(wav),
+            "--out",
+            str(out),
+            "--max-units",
+            "20",
+            "--max-text-tokens",
+            "8",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2] == f"answer text: {turn.text}" and lines[-1] == f"answer wav: {out}"
     wave, sr = sf.read(out)
     assert sr == 16000 and len(wave) == len(turn.audio)
 
 
-def test_eval_speech_scores_original_resynthesis_and_model(stages, made, baseline_vocoder,
-                                                          tmp_path):  # fmt: skip
-    report = eval_speech.run(["--units", *made["units"], "--vocoder", baseline_vocoder,
-                              "--model", stages[2], "--lora", stages[3], "--max-samples", "3",
-                              "--output", str(tmp_path)])  # fmt: skip
+def test_eval_speech_scores_original_resynthesis_and_model(
+    stages, made, baseline_vocoder, tmp_path
+):
+    report = eval_speech.run(
+        [
+            "--units",
+            *made["units"],
+            "--vocoder",
+            baseline_vocoder,
+            "--model",
+            stages[2],
+            "--lora",
+            stages[3],
+            "--max-samples",
+            "3",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     saved = json.loads((tmp_path / "eval_speech.json").read_text())
     assert saved["wer"] == report["wer"] and saved["samples"] == 3
     wer = report["wer"]

@@ -44,8 +44,7 @@ def page(browser, url):
     context.close()
 
 
-def test_spoken_question_gets_text_and_a_playable_spoken_answer(page, talker, question,
-                                                                  tmp_path):  # fmt: skip
+def test_spoken_question_gets_text_and_a_playable_spoken_answer(page, talker, question, tmp_path):
     talker.reset()  # greedy decoding: the page must show exactly what the talker says
     expected = talker.turn(wave=load_wave(question), reply="speech")
     talker.reset()

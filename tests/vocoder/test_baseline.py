@@ -71,8 +71,17 @@ def test_vocode_reads_every_unit_form(text):
 def test_vocode_writes_the_wav(baseline_vocoder, tmp_path, capsys):
     units = tmp_path / "units.txt"
     units.write_text("<sosp><1><2><3><eosp>\n")
-    out = vocode.run(["--vocoder", baseline_vocoder, "--units", str(units), "--frames",
-                      "--out", str(tmp_path / "a.wav")])  # fmt: skip
+    out = vocode.run(
+        [
+            "--vocoder",
+            baseline_vocoder,
+            "--units",
+            str(units),
+            "--frames",
+            "--out",
+            str(tmp_path / "a.wav"),
+        ]
+    )
     wave, sr = sf.read(out)
     assert sr == 16000 and len(wave) == 3 * HOP
     assert "3 units -> 3 frames" in capsys.readouterr().out

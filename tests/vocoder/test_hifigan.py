@@ -31,16 +31,35 @@ from vocoder.train import run as train_vocoder
 
 # the released mhubert_vp_en_es_fr_it3_400k_layer11_km1000_lj config.json, less training keys
 RELEASED = {
-    "resblock": "1", "upsample_rates": [5, 4, 4, 2, 2], "upsample_kernel_sizes": [11, 8, 8, 4, 4],
-    "upsample_initial_channel": 512, "resblock_kernel_sizes": [3, 7, 11],
-    "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]], "num_embeddings": 1000,
-    "embedding_dim": 128, "model_in_dim": 128, "segment_size": 8960, "code_hop_size": 320,
-    "f0": False, "num_mels": 80, "num_freq": 1025, "n_fft": 1024, "hop_size": 256,
-    "win_size": 1024, "dur_prediction_weight": 1.0,
-    "dur_predictor_params": {"encoder_embed_dim": 128, "var_pred_hidden_dim": 128,
-                             "var_pred_kernel_size": 3, "var_pred_dropout": 0.5},
-    "sampling_rate": 16000, "fmin": 0, "fmax": 8000, "fmax_for_loss": None,
-}  # fmt: skip
+    "resblock": "1",
+    "upsample_rates": [5, 4, 4, 2, 2],
+    "upsample_kernel_sizes": [11, 8, 8, 4, 4],
+    "upsample_initial_channel": 512,
+    "resblock_kernel_sizes": [3, 7, 11],
+    "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    "num_embeddings": 1000,
+    "embedding_dim": 128,
+    "model_in_dim": 128,
+    "segment_size": 8960,
+    "code_hop_size": 320,
+    "f0": False,
+    "num_mels": 80,
+    "num_freq": 1025,
+    "n_fft": 1024,
+    "hop_size": 256,
+    "win_size": 1024,
+    "dur_prediction_weight": 1.0,
+    "dur_predictor_params": {
+        "encoder_embed_dim": 128,
+        "var_pred_hidden_dim": 128,
+        "var_pred_kernel_size": 3,
+        "var_pred_dropout": 0.5,
+    },
+    "sampling_rate": 16000,
+    "fmin": 0,
+    "fmax": 8000,
+    "fmax_for_loss": None,
+}
 
 
 # --- fairseq's CodeGenerator, transcribed ---------------------------------------------------
@@ -63,15 +82,31 @@ class ResBlock(torch.nn.Module):
     def __init__(self, channels, kernel_size=3, dilation=(1, 3, 5)):
         super().__init__()
         self.convs1 = nn.ModuleList(
-            weight_norm(Conv1d(channels, channels, kernel_size, 1, dilation=d,
-                               padding=get_padding(kernel_size, d)))
+            weight_norm(
+                Conv1d(
+                    channels,
+                    channels,
+                    kernel_size,
+                    1,
+                    dilation=d,
+                    padding=get_padding(kernel_size, d),
+                )
+            )
             for d in dilation
-        )  # fmt: skip
+        )
         self.convs2 = nn.ModuleList(
-            weight_norm(Conv1d(channels, channels, kernel_size, 1, dilation=1,
-                               padding=get_padding(kernel_size, 1)))
+            weight_norm(
+                Conv1d(
+                    channels,
+                    channels,
+                    kernel_size,
+                    1,
+                    dilation=1,
+                    padding=get_padding(kernel_size, 1),
+                )
+            )
             for _ in dilation
-        )  # fmt: skip
+        )
 
     def forward(self, x):
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
@@ -95,18 +130,24 @@ class Generator(torch.nn.Module):
         for i, (u, k) in enumerate(
             zip(cfg["upsample_rates"], cfg["upsample_kernel_sizes"], strict=True)
         ):
-            self.ups.append(weight_norm(ConvTranspose1d(
-                cfg["upsample_initial_channel"] // (2**i),
-                cfg["upsample_initial_channel"] // (2 ** (i + 1)),
-                k, u, padding=(k - u) // 2,
-            )))  # fmt: skip
+            self.ups.append(
+                weight_norm(
+                    ConvTranspose1d(
+                        cfg["upsample_initial_channel"] // (2**i),
+                        cfg["upsample_initial_channel"] // (2 ** (i + 1)),
+                        k,
+                        u,
+                        padding=(k - u) // 2,
+                    )
+                )
+            )
         self.resblocks = nn.ModuleList()
         for i in range(len(self.ups)):
             ch = cfg["upsample_initial_channel"] // (2 ** (i + 1))
             for k, d in zip(
                 cfg["resblock_kernel_sizes"], cfg["resblock_dilation_sizes"], strict=True
             ):
-                self.resblocks.append(ResBlock(ch, k, d))  # fmt: skip
+                self.resblocks.append(ResBlock(ch, k, d))
         self.conv_post = weight_norm(Conv1d(ch, 1, 7, 1, padding=3))
 
     def forward(self, x):
@@ -131,18 +172,25 @@ class VariancePredictor(nn.Module):
     def __init__(self, args):
         super().__init__()
         self.conv1 = nn.Sequential(
-            nn.Conv1d(args.encoder_embed_dim, args.var_pred_hidden_dim,
-                      kernel_size=args.var_pred_kernel_size,
-                      padding=(args.var_pred_kernel_size - 1) // 2),
+            nn.Conv1d(
+                args.encoder_embed_dim,
+                args.var_pred_hidden_dim,
+                kernel_size=args.var_pred_kernel_size,
+                padding=(args.var_pred_kernel_size - 1) // 2,
+            ),
             nn.ReLU(),
-        )  # fmt: skip
+        )
         self.ln1 = nn.LayerNorm(args.var_pred_hidden_dim)
         self.dropout_module = nn.Dropout(p=args.var_pred_dropout)
         self.conv2 = nn.Sequential(
-            nn.Conv1d(args.var_pred_hidden_dim, args.var_pred_hidden_dim,
-                      kernel_size=args.var_pred_kernel_size, padding=1),
+            nn.Conv1d(
+                args.var_pred_hidden_dim,
+                args.var_pred_hidden_dim,
+                kernel_size=args.var_pred_kernel_size,
+                padding=1,
+            ),
             nn.ReLU(),
-        )  # fmt: skip
+        )
         self.ln2 = nn.LayerNorm(args.var_pred_hidden_dim)
         self.proj = nn.Linear(args.var_pred_hidden_dim, 1)
 
@@ -266,9 +314,16 @@ def test_outputs_match_fairseq_generator(released):
 
 
 def test_speaker_embedding_and_every_weight_norm_spelling(tmp_path):
-    cfg = {**RELEASED, "upsample_initial_channel": 32, "resblock_kernel_sizes": [3],
-           "resblock_dilation_sizes": [[1, 3, 5]], "num_embeddings": 16, "model_in_dim": 256,
-           "multispkr": True, "num_speakers": 4}  # fmt: skip
+    cfg = {
+        **RELEASED,
+        "upsample_initial_channel": 32,
+        "resblock_kernel_sizes": [3],
+        "resblock_dilation_sizes": [[1, 3, 5]],
+        "num_embeddings": 16,
+        "model_in_dim": 256,
+        "multispkr": True,
+        "num_speakers": 4,
+    }
     ref = reference(cfg, seed=1)
     code = torch.randint(0, 16, (1, 9))
     with torch.no_grad():
@@ -331,8 +386,15 @@ def test_tiny_training_resumes_exactly(made, tmp_path):
     want, got = _rows(straight), _rows(resumed)
     assert [r["step"] for r in got] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(want, got, strict=True):
-        for key in ("loss", "mel_l1", "adversarial", "feature_matching", "duration",
-                    "discriminator", "lr"):  # fmt: skip
+        for key in (
+            "loss",
+            "mel_l1",
+            "adversarial",
+            "feature_matching",
+            "duration",
+            "discriminator",
+            "lr",
+        ):
             assert abs(a[key] - b[key]) <= 1e-6, (key, a, b)
     g1 = torch.load(straight / "g_00000006", weights_only=True)["generator"]
     g2 = torch.load(resumed / "g_00000006", weights_only=True)["generator"]

@@ -38,8 +38,13 @@ def test_damage_becomes_rejects(damaged):
     cells[5] = cells[5][:3]  # bad_metadata: a short row
     (root / "validated.tsv").write_text("\n".join("\t".join(c) for c in cells) + "\n")
     result = survey("commonvoice", str(root), "validated")
-    assert result.rejects == {"missing_audio": 1, "empty_text": 1, "path_escape": 1,
-                              "decode_error": 1, "bad_metadata": 1}  # fmt: skip
+    assert result.rejects == {
+        "missing_audio": 1,
+        "empty_text": 1,
+        "path_escape": 1,
+        "decode_error": 1,
+        "bad_metadata": 1,
+    }
     assert result.read == len(lines) - 1 == result.usable + 5
 
 

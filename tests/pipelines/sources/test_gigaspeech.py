@@ -79,8 +79,9 @@ def test_broken_json_is_a_reject_not_a_crash(tmp_path):
 def test_subset_spellings_and_bad_entries(damaged):
     root = damaged / "GigaSpeech"
     want = [r.id for r in gigaspeech.read(str(root), "XS")]
-    assert want and all([r.id for r in gigaspeech.read(str(root), s)] == want
-                        for s in ("xs", "{XS}", " XS "))  # fmt: skip
+    assert want and all(
+        [r.id for r in gigaspeech.read(str(root), s)] == want for s in ("xs", "{XS}", " XS ")
+    )
     with pytest.raises(ValueError, match="unknown GigaSpeech subset 'XXL'"):
         list(gigaspeech.read(str(root), "XXL"))
     meta = json.loads((root / "GigaSpeech.json").read_text())

@@ -51,8 +51,9 @@ def test_damage_becomes_rejects(damaged):
     result = survey("librilight", str(root), "small")
     assert result.rejects == {"bad_segment": 1, "bad_metadata": 1, "missing_audio": 1}
     assert result.read == result.usable + 3
-    assert result.usable == len([r for r in librilight.read(str(root), "small")
-                                 if isinstance(r, Utterance)])  # fmt: skip
+    assert result.usable == len(
+        [r for r in librilight.read(str(root), "small") if isinstance(r, Utterance)]
+    )
 
 
 def test_too_long_limit_applies(sample):

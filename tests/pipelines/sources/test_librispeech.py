@@ -12,8 +12,13 @@ def test_reads_every_utterance_with_text_and_speaker(sample):
     got = list(librispeech.read(str(root)))
     assert all(isinstance(r, Utterance) for r in got)
     expected = sorted(sample["expected"]["librispeech"], key=lambda e: e["id"])
-    assert sorted(({"id": r.id, "split": r.split, "speaker": r.speaker, "text": r.text}
-                   for r in got), key=lambda e: e["id"]) == expected  # fmt: skip
+    assert (
+        sorted(
+            ({"id": r.id, "split": r.split, "speaker": r.speaker, "text": r.text} for r in got),
+            key=lambda e: e["id"],
+        )
+        == expected
+    )
     assert {e["split"] for e in expected} == {"train-clean-100", "dev-clean"}
     first = got[0]
     assert first.text == first.text.upper()
@@ -24,8 +29,9 @@ def test_reads_every_utterance_with_text_and_speaker(sample):
 def test_one_split(sample):
     root = sample["root"] / "LibriSpeech"
     dev = [r.id for r in librispeech.read(str(root), "dev-clean")]
-    assert dev and dev == sorted(e["id"] for e in sample["expected"]["librispeech"]
-                                 if e["split"] == "dev-clean")  # fmt: skip
+    assert dev and dev == sorted(
+        e["id"] for e in sample["expected"]["librispeech"] if e["split"] == "dev-clean"
+    )
 
 
 def test_damage_becomes_rejects(damaged):
@@ -42,8 +48,12 @@ def test_damage_becomes_rejects(damaged):
     trans.write_text("\n".join(lines) + "\n")
     shutil.copy(chapter / f"{ids[3]}.flac", chapter / "9-9-9999.flac")  # no transcript line
     result = survey("librispeech", str(damaged / "LibriSpeech"), "dev-clean")
-    assert result.rejects == {"missing_audio": 1, "decode_error": 1, "empty_text": 1,
-                              "bad_metadata": 2}  # fmt: skip
+    assert result.rejects == {
+        "missing_audio": 1,
+        "decode_error": 1,
+        "empty_text": 1,
+        "bad_metadata": 2,
+    }
     assert result.read == result.usable + sum(result.rejects.values())
     by_reason = {r.reason: r for r in result.examples}
     assert by_reason["missing_audio"].id == ids[0]

@@ -55,9 +55,16 @@ def test_damage_becomes_rejects(tmp_path):
     (root / "train.jsonl").write_text("\n".join(lines) + "\n")
     result = survey("manifest", str(root))
     assert result.usable == 1
-    assert result.rejects == {"too_short": 1, "too_long": 1, "silent": 1, "path_escape": 2,
-                              "missing_audio": 1, "empty_text": 1, "bad_segment": 1,
-                              "bad_metadata": 2}  # fmt: skip
+    assert result.rejects == {
+        "too_short": 1,
+        "too_long": 1,
+        "silent": 1,
+        "path_escape": 2,
+        "missing_audio": 1,
+        "empty_text": 1,
+        "bad_segment": 1,
+        "bad_metadata": 2,
+    }
     assert result.read == len(lines)
 
 
