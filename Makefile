@@ -8,16 +8,13 @@ SYSTEM_TOOLS := flite espeak-ng ffmpeg chromium
 APT_PACKAGES := flite espeak-ng ffmpeg chromium
 DEMO_DIR ?= demo-out
 
-.PHONY: demo test test-slow lint format system venv clean benchmarks
+.PHONY: demo test lint format system venv clean benchmarks
 
 demo: system venv
 	$(BIN)/speechgpt demo --out $(DEMO_DIR)
 
 test: system venv lint
 	$(BIN)/python -m pytest -q
-
-test-slow: system venv
-	$(BIN)/python -m pytest -q -m slow
 
 lint: venv
 	$(BIN)/ruff check .

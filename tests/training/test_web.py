@@ -65,7 +65,7 @@ def test_spoken_question_gets_text_and_a_playable_spoken_answer(page, talker, qu
     # the browser decoded the answer's wav: its length is the vocoder's
     player.evaluate("a => a.readyState >= 1 || new Promise(r => a.onloadedmetadata = r)")
     duration = player.evaluate("a => a.duration")
-    assert duration == pytest.approx(len(expected.audio) / SAMPLE_RATE, abs=0.02)
+    assert duration == pytest.approx(len(expected.audio) / SAMPLE_RATE, abs=1e-3)  # exact, to 1 ms
     expect(page.locator("#chat .user-row audio")).to_have_count(1)  # the question, to replay
     page.screenshot(path=tmp_path / "web.png", full_page=True)
 
