@@ -29,11 +29,12 @@ import numpy as np
 import soundfile as sf
 from results import machine, today, write_section
 
+from schemas import SAMPLE_RATE
+
 RECORDS, SMALL, GRAPH_SMALL = 20_000, 2_000, 100
 AUDIO_S = 20 * 60  # at least this much audio in the long file
 K, KMEANS_UTTERANCES, SEED = 50, 200, 0
 REAL_SPEECH = Path("/work/shared/real-speech")
-SR = 16_000
 CHILD = "--tokenize-child"
 MARK = "SCALE-RESULT "
 # (records, OpenBLAS threads (None: its default, one per core), also the bare loop?). The
@@ -58,8 +59,8 @@ def speech_clips() -> tuple[list[np.ndarray], str]:
         clips = []
         for f in files:
             wave, sr = sf.read(f, dtype="float32", always_2d=True)
-            if sr != SR:
-                raise RuntimeError(f"{f}: {sr} Hz, expected {SR}")
+            if sr != SAMPLE_RATE:
+                raise RuntimeError(f"{f}: {sr} Hz, expected {SAMPLE_RATE}")
             clips.append(wave.mean(axis=1))
         return clips, f"{len(files)} real utterances of `{REAL_SPEECH}`"
     import soxr
@@ -77,7 +78,7 @@ def speech_clips() -> tuple[list[np.ndarray], str]:
     for v in FLITE_VOICES:
         for t in texts:
             wave, sr = speak(t, v)
-            clips.append(soxr.resample(wave, sr, SR).astype(np.float32))
+            clips.append(soxr.resample(wave, sr, SAMPLE_RATE).astype(np.float32))
     return clips, f"flite TTS, {len(texts)} sentences × {len(FLITE_VOICES)} voices"
 
 
@@ -85,17 +86,17 @@ def make_long_audio(path: Path, rng: np.random.Generator) -> tuple[float, str]:
     """Clips concatenated (0.25 s gaps), pass after pass in a new order and at a new gain,
     until ``AUDIO_S``: the same speech recurs, but never as the same samples."""
     clips, what = speech_clips()
-    gap = np.zeros(SR // 4, np.float32)
+    gap = np.zeros(SAMPLE_RATE // 4, np.float32)
     parts, total, passes = [], 0, 0
-    while total < AUDIO_S * SR:
+    while total < AUDIO_S * SAMPLE_RATE:
         gain = rng.uniform(0.5, 1.0)
         for i in rng.permutation(len(clips)):
             parts += [clips[i] * gain, gap]
             total += len(clips[i]) + len(gap)
         passes += 1
     wave = np.clip(np.concatenate(parts), -1, 1)
-    sf.write(path, wave, SR, format="FLAC", subtype="PCM_16")
-    return len(wave) / SR, f"{what}, {passes} passes"
+    sf.write(path, wave, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return len(wave) / SAMPLE_RATE, f"{what}, {passes} passes"
 
 
 def segments(n: int, total_s: float, rng: np.random.Generator) -> list[tuple[str, float, float]]:

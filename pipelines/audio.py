@@ -18,10 +18,9 @@ import soundfile as sf
 import soxr
 
 from pipelines.records import Reject, Utterance
-from schemas import reasons
+from schemas import SAMPLE_RATE, reasons
 from speechinstruct import storage
 
-TARGET_SR = 16_000
 # Segment ends may overshoot the decoded length by encoder padding; beyond this, reject.
 END_TOLERANCE_S = 0.1
 
@@ -52,7 +51,7 @@ class AudioLimits:
 
 
 def load(
-    path: str, start_s: float | None = None, end_s: float | None = None, sr: int = TARGET_SR
+    path: str, start_s: float | None = None, end_s: float | None = None, sr: int = SAMPLE_RATE
 ) -> np.ndarray:
     """Decode ``path`` (a local path or URI; or its ``[start_s, end_s)`` segment) to mono
     float32 at ``sr``."""
@@ -109,7 +108,7 @@ def _read_soundfile(
 
 
 def _read_ffmpeg(path: str, start_s: float | None, end_s: float | None) -> tuple[np.ndarray, int]:
-    """Fallback for containers libsndfile does not read; decodes straight to TARGET_SR."""
+    """Fallback for containers libsndfile does not read; decodes straight to SAMPLE_RATE."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise DecodeError(f"{path}: libsndfile cannot read it and ffmpeg is not installed")
@@ -123,15 +122,15 @@ def _read_ffmpeg(path: str, start_s: float | None, end_s: float | None) -> tuple
         cmd[4:4] = ["-ss", f"{start_s:.3f}"]
     if end_s is not None:
         cmd += ["-t", f"{end_s - (start_s or 0.0):.3f}"]
-    cmd += ["-ac", "1", "-ar", str(TARGET_SR), "-f", "f32le", "-"]
+    cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         raise DecodeError(f"{path}: {err[-1] if err else 'no audio decoded'}")
-    return np.frombuffer(proc.stdout, dtype=np.float32), TARGET_SR
+    return np.frombuffer(proc.stdout, dtype=np.float32), SAMPLE_RATE
 
 
-def check(wave: np.ndarray, limits: AudioLimits, sr: int = TARGET_SR) -> tuple[str, str] | None:
+def check(wave: np.ndarray, limits: AudioLimits, sr: int = SAMPLE_RATE) -> tuple[str, str] | None:
     """``(reason, detail)`` if a decoded utterance is unusable, else None."""
     seconds = len(wave) / sr
     if seconds < limits.min_s:

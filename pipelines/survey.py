@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pipelines import sources
 from pipelines.audio import AudioLimits, decode
 from pipelines.records import Reject
+from schemas import SAMPLE_RATE
 
 
 @dataclass
@@ -40,5 +41,5 @@ def survey(
             result.examples.append(outcome)
         else:
             result.usable += 1
-            result.audio_s += len(outcome) / 16_000
+            result.audio_s += len(outcome) / SAMPLE_RATE
     return result

@@ -27,6 +27,7 @@ from pipelines.steps.extract import UnitModelHandler
 from pipelines.steps.read import ReadCorpus, UniqueIds
 from pipelines.steps.summary import WriteSummary, read_summary, tables_of
 from pipelines.steps.write import WriteTable
+from schemas import SAMPLE_RATE
 from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec, load_centroids
 from speechinstruct.kmeans import centroids_hash
@@ -49,7 +50,7 @@ def unit_row(result, extractor: dict) -> dict:
         "units": units.tolist(),
         "durations": durations.tolist(),
         "num_frames": len(frames),
-        "duration_s": round(len(decoded.wave) / 16_000, 4),
+        "duration_s": round(len(decoded.wave) / SAMPLE_RATE, 4),
         "source": src.to_row(),
         "extractor": extractor,
         "content_hash": decoded.audio_hash,

@@ -2,6 +2,8 @@
 
 from schemas.reasons import REASONS
 from schemas.tables import (
+    HOP,
+    SAMPLE_RATE,
     SCHEMA_VERSION,
     TABLES,
     UNIT_TYPE,
@@ -13,7 +15,9 @@ from schemas.tables import (
 from schemas.validate import SchemaError, validate
 
 __all__ = [
+    "HOP",
     "REASONS",
+    "SAMPLE_RATE",
     "SCHEMA_VERSION",
     "TABLES",
     "UNIT_TYPE",

@@ -12,6 +12,8 @@ import pyarrow as pa
 SCHEMA_VERSION = "1.0"
 UNIT_TYPE = pa.list_(pa.int16())
 MAX_UNITS = 32767
+SAMPLE_RATE = 16_000  # Hz: every unit row is 50 Hz frames of 16 kHz mono audio
+HOP = 320  # samples per unit frame
 
 SOURCE = pa.struct(
     [

@@ -37,8 +37,8 @@ JOBS: dict[str, tuple[str, str]] = {
         "training.eval_speech",
         "pocketsphinx WER: original, resynthesized, model speech",
     ),
-    "talk": ("training.talk", "speak or type to a model; text and a wav back"),
-    "web": ("training.web", "talk to a model in the browser (Gradio, on 127.0.0.1)"),
+    "talk": ("speechgpt.talk", "speak or type to a model; text and a wav back"),
+    "web": ("speechgpt.web", "talk to a model in the browser (Gradio, on 127.0.0.1)"),
     "demo": ("speechgpt.demo", "run the whole chain on the embedded default"),
 }
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import DEFAULT_UTTERANCES, LAYOUT, make_corpora
 from schemas.outputs import MARKER
+from speechgpt import talk
 from speechinstruct import texts, tts
 from speechinstruct.t2u import train as t2u_train
-from training import init_model, talk, train
+from training import init_model, train
 from vocoder import train as vocoder_train
 
 K = 100

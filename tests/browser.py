@@ -15,7 +15,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]  # root in CI; small
 @contextlib.contextmanager
 def serve(talker, out_dir):
     """``speechgpt web``'s app for ``talker`` on a free port; yields its URL."""
-    from training import web
+    from speechgpt import web
 
     app = web.build_app(talker, out_dir)
     with socket.socket() as s:

@@ -11,6 +11,7 @@ import pytest
 from pipelines import build, learn_kmeans, publish, tokenize
 from pipelines.samples import LAYOUT, make_corpora
 from speechinstruct.t2u import train as t2u_train
+from training import init_model, train
 
 pytest_plugins = ["tests.browser"]  # the `browser` fixture of the web tests
 
@@ -112,3 +113,32 @@ def baseline_vocoder(made, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("vocoder") / "baseline"
     vocoder_train.run(["--kind", "baseline", "--units", *made["units"], "--output", str(out)])
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def stages(published, tmp_path_factory) -> dict:
+    """init-model, then stages 1 → 2 → 3 for a few steps each, on the published dataset."""
+    work = tmp_path_factory.mktemp("train")
+    base = init_model.run(["--data", published, "--output", str(work / "base")])
+    out, summaries, prev = {"base": base}, {}, base
+    for stage, steps in ((1, 12), (2, 12), (3, 12)):
+        out[stage] = str(work / f"stage{stage}")
+        summaries[stage] = train.run(
+            [
+                "--stage",
+                str(stage),
+                "--config",
+                f"tiny/stage{stage}",
+                "--data",
+                published,
+                "--base-model",
+                prev,
+                "--output",
+                out[stage],
+                "--steps",
+                str(steps),
+            ]
+        )
+        prev = out[stage]
+    out["summaries"] = summaries
+    return out

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas import SAMPLE_RATE
 from speechinstruct import storage
 from speechinstruct.t2u.model import normalize_text
-from training.talk import SAMPLE_RATE, load_wave
+from training.generate import Talker, load_wave
 from vocoder import load_vocoder
 from vocoder.data import held_out, read_clips
 
@@ -173,8 +174,6 @@ def run(argv: list[str] | None = None) -> dict:
     vocoder = load_vocoder(storage.local_copy(args.vocoder)) if args.vocoder else None
     talker = None
     if args.model:
-        from training.talk import Talker
-
         talker = Talker.load(args.model, args.lora, extractor, vocoder)
 
     with storage.local_output(args.output) as local:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # = schemas.SAMPLE_RATE: this room imports nothing of ours (DESIGN.md §3)
 HOP = 320  # samples per 50 Hz unit frame
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.samples.speech import SR, add_noise, speak_all, voiced_span, write_opus
+from pipelines.samples.speech import add_noise, speak_all, voiced_span, write_opus
+from schemas import SAMPLE_RATE
 from speechinstruct.tts import voice
 
 TRAIN_XS = ["{XL}", "{L}", "{M}", "{S}", "{XS}"]
@@ -32,11 +33,11 @@ def to_text_tn(sentence: str) -> str:
 
 
 def _garbage_audio(tag: str, rng: np.random.Generator) -> np.ndarray:
-    n = int(1.5 * SR)
+    n = int(1.5 * SAMPLE_RATE)
     if tag == "<NOISE>":
         return (rng.standard_normal(n) * 0.05).astype(np.float32)
     if tag == "<MUSIC>":
-        t = np.arange(n) / SR
+        t = np.arange(n) / SAMPLE_RATE
         notes = 220 * 2 ** (np.floor(t * 4) % 5 / 12)
         return (0.2 * np.sin(2 * np.pi * notes * t)).astype(np.float32)
     return np.zeros(n, dtype=np.float32)
@@ -64,13 +65,13 @@ def write(out: Path, sentences: Iterator[str], utterances: int, seed: int) -> li
                 segments.append((offset, offset + len(piece), tag, None))
                 pieces.append(piece)
                 offset += len(piece)
-            pause = np.zeros(int(rng.uniform(0.4, 1.2) * SR), dtype=np.float32)
+            pause = np.zeros(int(rng.uniform(0.4, 1.2) * SAMPLE_RATE), dtype=np.float32)
             start, end = voiced_span(wave)
             pieces += [pause, wave]
             offset += len(pause)
             segments.append((offset + start, offset + end, to_text_tn(text), text))
             offset += len(wave)
-        audio = add_noise(np.concatenate([*pieces, np.zeros(SR // 2, np.float32)]), noise)
+        audio = add_noise(np.concatenate([*pieces, np.zeros(SAMPLE_RATE // 2, np.float32)]), noise)
         write_opus(root / rel, audio)
         expected += [
             {"id": f"{aid}_S{s:07d}", "speaker": aid, "subsets": subsets, "sentence": text}
@@ -84,15 +85,15 @@ def write(out: Path, sentences: Iterator[str], utterances: int, seed: int) -> li
                 "aid": aid,
                 "source": "podcast",
                 "speaker": "N/A",
-                "duration": round(len(audio) / SR, 4),
+                "duration": round(len(audio) / SAMPLE_RATE, 4),
                 "md5": hashlib.md5((root / rel).read_bytes()).hexdigest(),
                 "subsets": subsets,
                 "segments": [
                     {
                         "sid": f"{aid}_S{s:07d}",
                         "speaker": "N/A",
-                        "begin_time": round(max(0.0, a / SR - 0.05), 2),
-                        "end_time": round(b / SR + 0.05, 2),
+                        "begin_time": round(max(0.0, a / SAMPLE_RATE - 0.05), 2),
+                        "end_time": round(b / SAMPLE_RATE + 0.05, 2),
                         "text_tn": text,
                         "subsets": subsets,
                     }

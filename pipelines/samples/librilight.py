@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.samples.speech import SR, add_noise, speak_all, voiced_span, write_flac
+from pipelines.samples.speech import add_noise, speak_all, voiced_span, write_flac
+from schemas import SAMPLE_RATE
 from speechinstruct.tts import voice
 
 BOOKS = (  # voice, book title slug, author slug
@@ -34,13 +35,15 @@ def write(out: Path, sentences: Iterator[str], seed: int) -> list[dict]:
         waves = speak_all([(t, voice(name)) for t in chunk])
         pieces, activity, offset = [], [], 0
         for wave in waves:
-            pause = np.zeros(int(rng.uniform(0.3, 1.5) * SR), dtype=np.float32)
+            pause = np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), dtype=np.float32)
             start, end = voiced_span(wave)
             pieces += [pause, wave]
             offset += len(pause)
-            activity.append([round((offset + start) / SR, 3), round((offset + end) / SR, 3)])
+            activity.append(
+                [round((offset + start) / SAMPLE_RATE, 3), round((offset + end) / SAMPLE_RATE, 3)]
+            )
             offset += len(wave)
-        pieces.append(np.zeros(SR, dtype=np.float32))
+        pieces.append(np.zeros(SAMPLE_RATE, dtype=np.float32))
         audio = add_noise(np.concatenate(pieces), noise)
         write_flac(folder / f"{stem}.flac", audio)
         meta = {

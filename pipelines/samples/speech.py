@@ -11,13 +11,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from schemas import SAMPLE_RATE
 from speechinstruct.tts import Voice, speak
 
-SR = 16_000
 NOISE_DBFS = -70.0  # a recording's noise floor, so pauses are not digital silence
 
 
-def speak_all(jobs: list[tuple[str, Voice]], sr: int = SR) -> list[np.ndarray]:
+def speak_all(jobs: list[tuple[str, Voice]], sr: int = SAMPLE_RATE) -> list[np.ndarray]:
     """Speak each ``(text, voice)`` at ``sr``; TTS runs in subprocesses, two at a time."""
 
     def one(job: tuple[str, Voice]) -> np.ndarray:
@@ -43,18 +43,18 @@ def add_noise(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (wave + noise).astype(np.float32)
 
 
-def write_flac(path: Path, wave: np.ndarray, sr: int = SR) -> None:
+def write_flac(path: Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, wave, sr, format="FLAC", subtype="PCM_16")
 
 
-def write_mp3(path: Path, wave: np.ndarray, sr: int = SR, out_sr: int = 48_000) -> None:
+def write_mp3(path: Path, wave: np.ndarray, sr: int = SAMPLE_RATE, out_sr: int = 48_000) -> None:
     """MP3 at 48 kHz, as Common Voice ships its clips."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, soxr.resample(wave, sr, out_sr), out_sr, format="MP3", subtype="MPEG_LAYER_III")
 
 
-def write_opus(path: Path, wave: np.ndarray, sr: int = SR) -> None:
+def write_opus(path: Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Ogg/Opus via ffmpeg with bit-exact flags (libsndfile's Ogg serials are random)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from pipelines.audio import AudioLimits, decode
 from pipelines.records import Reject, Utterance
+from schemas import SAMPLE_RATE
 
 REJECTS = "rejects"
 
@@ -40,5 +41,5 @@ class DecodeFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTS, out)
             return
         self.decoded.inc()
-        self.seconds.inc(len(out) * 1000 // 16_000)
+        self.seconds.inc(len(out) * 1000 // SAMPLE_RATE)
         yield Decoded(utt, out, audio_hash(out))

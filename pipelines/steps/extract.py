@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipelines.steps.decode import Decoded
+from schemas import SAMPLE_RATE
 from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 
@@ -62,7 +63,7 @@ class UnitModelHandler(SharedModel, ModelHandler[Decoded, PredictionResult, Unit
         super().__init__()
         self.spec, self.kmeans = spec, kmeans
         self.batch_size = batch_size
-        self.max_samples = int(max_batch_seconds * 16_000)
+        self.max_samples = int(max_batch_seconds * SAMPLE_RATE)
         self.device, self.copies = spec.device, model_copies
 
     def load_model(self) -> UnitExtractor:

@@ -15,6 +15,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from pipelines.records import AudioSource, Utterance
 from pipelines.steps.decode import Decoded, audio_hash
 from pipelines.steps.extract import SharedModel, UnitModelHandler
+from schemas import SAMPLE_RATE
 from speechinstruct import storage
 from speechinstruct.extractors import ExtractorSpec
 from speechinstruct.t2u.model import T2U
@@ -55,7 +56,7 @@ class SpeakFn(beam.DoFn):
         key, text = item
         voice = voice_for(key)
         wave, sr = speak(text, voice)
-        wave = soxr.resample(wave, sr, 16_000) if sr != 16_000 else wave
+        wave = soxr.resample(wave, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else wave
         utt = Utterance(key, "tts", "", voice.name, text, AudioSource(f"tts:{voice.name}"))
         yield Decoded(utt, wave, audio_hash(wave))
 

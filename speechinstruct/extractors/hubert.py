@@ -19,7 +19,6 @@ from transformers import HubertConfig, HubertModel
 
 from speechinstruct.checkpoints import load_fairseq_checkpoint
 
-SR = 16_000
 MAX_CHUNK = 1_600_000  # fairseq's dump_hubert_feature.py: 100 s at 16 kHz per forward pass
 DEFAULT_CONV_LAYERS = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
 ACTIVATIONS = {

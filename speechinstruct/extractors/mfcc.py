@@ -10,7 +10,9 @@ import librosa
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-SR, HOP, WINDOW, N_FFT, N_MFCC = 16_000, 320, 400, 512, 13
+from schemas import HOP, SAMPLE_RATE
+
+WINDOW, N_FFT, N_MFCC = 400, 512, 13
 
 
 class MfccFeatures:
@@ -37,7 +39,7 @@ class MfccFeatures:
         padded = np.pad(wave.astype(np.float32), (0, max(N_FFT - WINDOW, N_FFT - len(wave))))
         mfcc = librosa.feature.mfcc(
             y=padded,
-            sr=SR,
+            sr=SAMPLE_RATE,
             n_mfcc=N_MFCC,
             n_fft=N_FFT,
             win_length=WINDOW,

@@ -23,7 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from speechinstruct import kmeans
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor, build_features
 from speechinstruct.units import format_units, reduce
-from training import talk
+from training.generate import load_wave
 from training.released import META_INSTRUCTION
 
 from . import layout
@@ -168,7 +168,7 @@ def imported(kmeans_1000, tmp_path_factory) -> dict:
     extractor = UnitExtractor(ExtractorSpec("mfcc"), kmeans_1000)
 
     def units_of(path) -> list[int]:
-        return reduce(extractor([talk.load_wave(path)])[0])[0].tolist()
+        return reduce(extractor([load_wave(path)])[0])[0].tolist()
 
     turns = {
         "What is the capital of France?": "[ta] Paris is the capital.; [ua] "

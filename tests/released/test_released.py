@@ -11,7 +11,9 @@ import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM
 
-from training import evaluate, merge_lora, released, talk, train
+from speechgpt import talk
+from training import evaluate, merge_lora, released, train
+from training.generate import Turn
 from training.model import load_tokenizer, prompt_style
 from training.released import CONTROL_STRINGS, META_INSTRUCTION, ReleasedTokenizer
 
@@ -48,7 +50,7 @@ def test_released_answers_parse_to_clean_text():
     assert parse("<eoa>") == {"ta": ""}
 
 
-def _talk(model, vocoder, kmeans, out, *extra) -> talk.Turn:
+def _talk(model, vocoder, kmeans, out, *extra) -> Turn:
     limits = ["--max-text-tokens", "12", "--max-units", "24"]
     return talk.run(
         [

@@ -7,8 +7,8 @@ from playwright.sync_api import expect
 
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 from tests.browser import ANSWER_S, serve
+from training.generate import Settings, Talker
 from training.released import CONTROL_STRINGS
-from training.talk import Settings, Talker
 from vocoder import load_vocoder
 
 

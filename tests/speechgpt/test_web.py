@@ -5,10 +5,11 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import expect
 
+from schemas import SAMPLE_RATE
+from speechgpt import web
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 from tests.browser import ANSWER_S, serve
-from training import web
-from training.talk import SAMPLE_RATE, Settings, Talker, load_wave
+from training.generate import Settings, Talker, load_wave
 from vocoder import load_vocoder
 from vocoder.data import read_clips
 

@@ -1,31 +1,28 @@
-"""``speechgpt talk``: speak or type to a SpeechGPT model; get its text and a wav back.
+"""Answers from a SpeechGPT model under the template's constraints: the engine of talk.
 
-One-shot (``--wav PATH`` or ``--text "…"``) or interactive (no input flag: type a line,
-or a path to an audio file; ``/reply speech|text``, ``/reset``, ``/quit``).
+``Talker`` holds a model, its tokenizer, a unit extractor and a vocoder, with the
+conversation so far. The prompt is chain-of-modality (Appendix C): speech in → the model
+first transcribes (``[tq]``), then answers in text (``[ta]``), then speaks the answer
+(``[ua]``) when the reply is speech. The template's markup (``[tq] ``, ``; [ta] ``,
+``; [ua] <sosp>``, ``<eoa>``) is put in by us, the words and units are the model's: each
+section is generated on its own, text sections stop at ``;``, ``[`` or an end token and
+may not hold unit tokens, the speech section holds only unit tokens and ends at
+``<eosp>``. So every answer parses, whatever the model's training stage.
 
-The prompt is chain-of-modality (Appendix C): speech in → the model first transcribes
-(``[tq]``), then answers in text (``[ta]``), then speaks the answer (``[ua]``) when the
-reply is speech. The template's markup (``[tq] ``, ``; [ta] ``, ``; [ua] <sosp>``,
-``<eoa>``) is put in by us, the words and units are the model's: each section is
-generated on its own, text sections stop at ``;``, ``[`` or an end token and may not
-hold unit tokens, the speech section holds only unit tokens and ends at ``<eosp>``. So
-every answer parses, whatever the model's training stage.
-
-With ``--prompt-style released`` (the released SpeechGPT-7B-cm/-com, picked by itself when
-the tokenizer has no ``<eoa>`` token), the question is put as the reference's CLI put it
-(its system prompt and ``[Human]: … <eoh>. [SpeechGPT]: `` turn; a spoken question is its
-reduced units), the model writes the whole answer, generation stops at ``<eoa>`` however
-it is tokenized, and the answer is parsed as ``{transcript}; [ta] {text}; [ua] <sosp>…``.
+With the ``released`` prompt style (the released SpeechGPT-7B-cm/-com), the question is
+put as the reference's CLI put it (its system prompt and ``[Human]: … <eoh>.
+[SpeechGPT]: `` turn; a spoken question is its reduced units), the model writes the
+whole answer, generation stops at ``<eoa>`` however it is tokenized, and the answer is
+parsed as ``{transcript}; [ta] {text}; [ua] <sosp>…``.
 
 Turns are kept as history while they fit the context window with room for the answer;
-the oldest are dropped first, and talk says so.
+the oldest are dropped first. ``speak`` is the model as a TTS system (eval-speech's (c)).
+``speechgpt talk`` and ``speechgpt web`` (in ``speechgpt/``) are the commands around it.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from schemas import SAMPLE_RATE
 from speechinstruct.templates import EOA, segments
 from speechinstruct.units import reduce
 from training import data as stage_data
 from training import released
-from training.model import STYLES, add_device_arguments, load_for_inference, prompt_style
+from training.model import STYLES, load_for_inference, prompt_style
 from training.tokens import SpeechTokenizer
 
-SAMPLE_RATE = 16000
 MAX_INPUT_S = 60.0
 STOPS = (";", "[")  # a text section ends where the template's next section would begin
 SAMPLING = {"greedy": {"temperature": 0.0}, "released": released.SAMPLING}
@@ -344,133 +341,3 @@ def _blank(fields: dict) -> dict:
         "speech_response": [],
         **fields,
     }
-
-
-# -- the command --------------------------------------------------------------------------------
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """What talk and the web app need: a model, an extractor + k-means, a vocoder."""
-    parser.add_argument("--model", required=True, help="a stage-2 model or merged stage-3 folder")
-    parser.add_argument("--lora", help="a stage-3 adapter folder on top of --model")
-    parser.add_argument("--extractor", default="mfcc", choices=("mfcc", "hubert"))
-    parser.add_argument("--checkpoint", help="HuBERT checkpoint (HF folder or fairseq .pt)")
-    parser.add_argument("--layer", type=int, default=11)
-    parser.add_argument("--kmeans", required=True, help="k-means centroids (.npy or .bin)")
-    parser.add_argument("--vocoder", required=True, help="a vocoder folder (train-vocoder)")
-    parser.add_argument("--max-text-tokens", type=int, default=Settings.max_text_tokens)
-    parser.add_argument("--max-units", type=int, default=Settings.max_units)
-    add_device_arguments(parser)
-    parser.add_argument(
-        "--prompt-style",
-        choices=STYLES,
-        help="paper (Appendix C templates) or released (the released "
-        "SpeechGPT's format); default: what the model folder records",
-    )
-    parser.add_argument(
-        "--sampling",
-        choices=sorted(SAMPLING),
-        help="a preset: greedy, or released (temperature 0.7, top-p 0.8, "
-        "top-k 50, as the reference); flags below override it",
-    )
-    parser.add_argument("--temperature", type=float, help="0: greedy (the default)")
-    parser.add_argument("--top-p", type=float, help=f"default {Settings.top_p}")
-    parser.add_argument("--top-k", type=int, help="0: no cut (the default)")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def load_talker(args: argparse.Namespace) -> Talker:
-    from speechinstruct.extractors import ExtractorSpec, UnitExtractor
-    from vocoder import load_vocoder
-
-    spec = ExtractorSpec(args.extractor, args.checkpoint, args.layer)
-    sampling = dict(SAMPLING[args.sampling]) if args.sampling else {}
-    for key in ("temperature", "top_p", "top_k"):
-        if getattr(args, key) is not None:
-            sampling[key] = getattr(args, key)
-    settings = Settings(args.max_text_tokens, args.max_units, seed=args.seed, **sampling)
-    return Talker.load(
-        args.model,
-        args.lora,
-        UnitExtractor(spec, args.kmeans),
-        load_vocoder(args.vocoder),
-        settings,
-        args.prompt_style,
-        args.device,
-        args.dtype,
-    )
-
-
-def show(turn: Turn, out: Path | None) -> Turn:
-    """Print a turn the way talk does; write its speech to ``out``."""
-    import soundfile as sf
-
-    if turn.dropped:
-        print(f"(history: dropped the {turn.dropped} oldest turn(s) to fit the context)")
-    if turn.transcript is not None:
-        print(f"transcript: {turn.transcript}")
-    if turn.audio is not None and out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(out, turn.audio, SAMPLE_RATE)
-        turn.wav = out
-        seconds = len(turn.audio) / SAMPLE_RATE
-        print(f"answer speech: {len(turn.units)} units, {seconds:.1f} s ({turn.seconds:.1f} s)")
-    print(f"answer text: {turn.text}")
-    if turn.wav is not None:
-        print(f"answer wav: {turn.wav}")
-    return turn
-
-
-def interact(talker: Talker, reply: str, out_dir: Path) -> None:
-    print("talk: type a question, or the path of an audio file; /reply speech|text, /reset, /quit")
-    n = 0
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        if line in ("/quit", "/exit"):
-            break
-        if line == "/reset":
-            talker.reset()
-            print("(history cleared)")
-            continue
-        if line.startswith("/reply"):
-            reply = line.split()[-1]
-            print(f"(replies in {reply})")
-            continue
-        n += 1
-        try:
-            if Path(line).suffix and Path(line).is_file():
-                turn = talker.turn(wave=load_wave(line), reply=reply)
-            else:
-                turn = talker.turn(text=line, reply=reply)
-        except TalkError as e:
-            print(f"talk: {e}")
-            continue
-        show(turn, out_dir / f"turn{n:03d}.wav")
-
-
-def run(argv: list[str] | None = None) -> Turn | None:
-    parser = argparse.ArgumentParser(
-        prog="speechgpt talk",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--wav", help="a spoken question (any format ffmpeg reads)")
-    source.add_argument("--text", help="a typed question")
-    parser.add_argument("--reply", choices=("speech", "text"), default="speech")
-    parser.add_argument("--out", default="answer.wav", help="where to write the spoken answer")
-    args = parser.parse_args(argv)
-    try:
-        wave = load_wave(args.wav) if args.wav else None
-        if args.text is not None and not args.text.strip():
-            raise TalkError("the text is empty")
-    except TalkError as e:
-        parser.exit(2, f"speechgpt talk: {e}\n")
-    talker = load_talker(args)
-    if wave is None and args.text is None:
-        interact(talker, args.reply, Path(args.out).with_suffix(""))
-        return None
-    return show(talker.turn(text=args.text, wave=wave, reply=args.reply), Path(args.out))

@@ -18,8 +18,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training import talk
-from training.talk import SAMPLE_RATE, Talker, TalkError, Turn, load_wave
+from schemas import SAMPLE_RATE
+from speechgpt import talk
+from training.generate import Talker, TalkError, Turn, load_wave
 
 if TYPE_CHECKING:
     import gradio as gr

@@ -1,17 +1,16 @@
 """``speechgpt talk`` and ``eval-speech`` with the tiny stage-3 model, MFCC units and the
 baseline vocoder, on real TTS speech from the sample corpora."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
+from schemas import SAMPLE_RATE
+from speechgpt import talk
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 from speechinstruct.templates import parse_answer, segments
-from training import eval_speech, talk
-from training.talk import Settings, Talker, TalkError
+from training import generate
+from training.generate import Settings, Talker, TalkError
 from vocoder import HOP, load_vocoder
 from vocoder.data import read_clips
 
@@ -62,7 +61,7 @@ def test_oldest_turns_are_dropped_to_fit_the_context(talker, question):
     lengths = list(map(len, talker.history))
     window = talker.window
     asked = "Which is bigger?"
-    question = talker.st.encode(segments("t2t", **talk._blank({"text_instruction": asked}))[0])
+    question = talker.st.encode(segments("t2t", **generate._blank({"text_instruction": asked}))[0])
     room = 3 * SMALL.max_text_tokens + SMALL.max_units + 16
     try:  # a window with room for the newest earlier turn only
         talker.window = len(talker.head) + len(question) + room + lengths[1]
@@ -74,25 +73,25 @@ def test_oldest_turns_are_dropped_to_fit_the_context(talker, question):
 
 def test_bad_input_says_what_is_wrong(talker, tmp_path):
     with pytest.raises(TalkError, match="silent"):
-        talker.turn(wave=np.zeros(16000, dtype=np.float32))
+        talker.turn(wave=np.zeros(SAMPLE_RATE, dtype=np.float32))
     with pytest.raises(TalkError, match=r"shorter than 0\.1 s"):
         talker.turn(wave=np.zeros(10, dtype=np.float32))
     with pytest.raises(TalkError, match="limit is 60 s"):
-        talk.check_wave(np.ones(16000 * 61, dtype=np.float32) * 0.1)
+        generate.check_wave(np.ones(SAMPLE_RATE * 61, dtype=np.float32) * 0.1)
     with pytest.raises(TalkError, match="empty"):
         talker.turn(text="   ")
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio at all")
     with pytest.raises(TalkError, match=r"cannot read junk\.wav"):
-        talk.load_wave(junk)
+        generate.load_wave(junk)
     with pytest.raises(TalkError, match="no such audio file"):
-        talk.load_wave(tmp_path / "missing.wav")
+        generate.load_wave(tmp_path / "missing.wav")
 
 
 def test_talk_command_writes_the_answer_wav(stages, made, baseline_vocoder, tmp_path, capsys):
     question = read_clips(made["units"])[0][1]
     wav = tmp_path / "q.wav"
-    sf.write(wav, question.audio(), 16000)
+    sf.write(wav, question.audio(), SAMPLE_RATE)
     out = tmp_path / "answer.wav"
     turn = talk.run(
         [
@@ -117,34 +116,4 @@ def test_talk_command_writes_the_answer_wav(stages, made, baseline_vocoder, tmp_
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2] == f"answer text: {turn.text}" and lines[-1] == f"answer wav: {out}"
     wave, sr = sf.read(out)
-    assert sr == 16000 and len(wave) == len(turn.audio)
-
-
-def test_eval_speech_scores_original_resynthesis_and_model(
-    stages, made, baseline_vocoder, tmp_path
-):
-    report = eval_speech.run(
-        [
-            "--units",
-            *made["units"],
-            "--vocoder",
-            baseline_vocoder,
-            "--model",
-            stages[2],
-            "--lora",
-            stages[3],
-            "--max-samples",
-            "3",
-            "--output",
-            str(tmp_path),
-        ]
-    )
-    saved = json.loads((tmp_path / "eval_speech.json").read_text())
-    assert saved["wer"] == report["wer"] and saved["samples"] == 3
-    wer = report["wer"]
-    assert set(wer) == {"original", "resynthesized", "resynthesized_predicted_durations", "model"}
-    assert wer["original"] < 0.5  # real TTS speech: pocketsphinx hears most words
-    assert all(w >= 0 for w in wer.values())
-    pngs = sorted(Path(tmp_path, "mels").glob("*.png"))
-    assert [p.stem for p in pngs] == sorted(e["id"] for e in report["examples"])
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert sr == SAMPLE_RATE and len(wave) == len(turn.audio)
