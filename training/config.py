@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from speechinstruct import presets
+from training.model import DTYPES
 
 CONFIGS = Path(__file__).parent / "configs"
-DTYPES = ("bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class StageConfig:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ()
     seed: int = 0
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    gradient_clipping: float = 1.0  # max gradient norm
+    bucket: int = 50  # micro-batches per length-sorted mega-batch (training/sampler.py)
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -52,15 +55,4 @@ class StageConfig:
 
 def load(path: str | Path, **overrides) -> StageConfig:
     """A YAML preset (a path, or ``tiny/stage1``-style name), with CLI overrides applied."""
-    path = Path(path)
-    if not path.exists() and (CONFIGS / f"{path}.yaml").exists():
-        path = CONFIGS / f"{path}.yaml"
-    raw = yaml.safe_load(path.read_text())
-    known = {f.name for f in fields(StageConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    if "lora_targets" in raw:
-        raw["lora_targets"] = tuple(raw["lora_targets"])
-    return StageConfig(**raw)
+    return presets.load(StageConfig, path, CONFIGS, **overrides)

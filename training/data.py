@@ -55,27 +55,27 @@ def dataset_style(data: str) -> str:
     return dataset_info(data).get("prompt_style", "paper")
 
 
-def prompt_head(st: SpeechTokenizer, system: str = SYSTEM) -> list[int]:
+def prompt_head(tokenizer: SpeechTokenizer, system: str = SYSTEM) -> list[int]:
     """What every instruction sample starts with: BOS (if the model has one), the system prompt."""
-    head = st.markup(system) if system else []
-    return head if st.tok.bos_token_id is None else [st.tok.bos_token_id, *head]
+    head = tokenizer.markup(system) if system else []
+    return head if tokenizer.tok.bos_token_id is None else [tokenizer.tok.bos_token_id, *head]
 
 
-def unit_sample(units, st: SpeechTokenizer) -> np.ndarray:
+def unit_sample(units, tokenizer: SpeechTokenizer) -> np.ndarray:
     """Stage 1: ``<sosp> units <eosp> </s>`` as an id array."""
     if units is None:
         raise BadRow("missing_field", "units is null")
     if not len(units):
         raise BadRow("empty_units")
     try:
-        ids = st.unit_ids(units)
+        ids = tokenizer.unit_ids(units)
     except ValueError as e:
         raise BadRow("does_not_encode", str(e)) from None
-    return np.concatenate([[st.sosp], ids, [st.eosp, st.eos]])
+    return np.concatenate([[tokenizer.sosp], ids, [tokenizer.eosp, tokenizer.eos]])
 
 
 def instruction_sample(
-    row: dict, st: SpeechTokenizer, names: tuple[str, ...], head: list[int]
+    row: dict, tokenizer: SpeechTokenizer, names: tuple[str, ...], head: list[int]
 ) -> tuple[list[int], int]:
     """Stages 2–3: the ids of ``head + prompt + response </s>`` and how many are prompt."""
     prompt, response = row.get("prompt"), row.get("response")
@@ -85,18 +85,23 @@ def instruction_sample(
         name, fields = parse(prompt, response, names)
     except (ValueError, KeyError) as e:
         raise BadRow("does_not_parse", str(e)) from None
-    p_seg, r_seg = segments(name, **fields)
+    prompt_segment, response_segment = segments(name, **fields)
     try:
-        p_ids, r_ids = head + st.encode(p_seg), [*st.encode(r_seg), st.eos]
+        prompt_ids, response_ids = (
+            head + tokenizer.encode(prompt_segment),
+            [*tokenizer.encode(response_segment), tokenizer.eos],
+        )
     except (ValueError, KeyError) as e:
         raise BadRow("does_not_encode", str(e)) from None
-    return p_ids + r_ids, len(p_ids)
+    return prompt_ids + response_ids, len(prompt_ids)
 
 
-def released_sample(row: dict, st: SpeechTokenizer, rt) -> tuple[list[int], int]:
+def released_sample(
+    row: dict, tokenizer: SpeechTokenizer, released_tokenizer
+) -> tuple[list[int], int]:
     """A row in the released format (``prompt`` = system prompt + ``[Human]: …
     [SpeechGPT]: ``; ``response`` = the answer through ``<eoa>``) tokenized as the released
-    model is asked (``rt``: a ``released.ReleasedTokenizer``): the prompt as one string, the
+    model is asked (by a ``released.ReleasedTokenizer``): the prompt as one string, the
     answer as the next; ``</s>`` appended; the loss on the answer only."""
     prompt, response = row.get("prompt"), row.get("response")
     if not isinstance(prompt, str) or not isinstance(response, str):
@@ -104,8 +109,8 @@ def released_sample(row: dict, st: SpeechTokenizer, rt) -> tuple[list[int], int]
     if not prompt.rstrip().endswith("[SpeechGPT]:") or "<eoa>" not in response:
         raise BadRow("does_not_parse", "not a released-format turn")
     try:
-        asked = rt(prompt, bos=True)
-        ids = [*asked, *rt(response, bos=False), st.eos]
+        asked = released_tokenizer(prompt, bos=True)
+        ids = [*asked, *released_tokenizer(response, bos=False), tokenizer.eos]
     except KeyError as e:
         raise BadRow("does_not_encode", str(e)) from None
     return ids, len(asked)

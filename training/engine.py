@@ -112,7 +112,7 @@ def ds_config(cfg, world_size: int) -> dict:
     return {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.accumulation(world_size),
-        "gradient_clipping": 1.0,
+        "gradient_clipping": cfg.gradient_clipping,
         "zero_optimization": zero,
         "bf16": {"enabled": cfg.dtype == "bf16"},
         "fp16": {"enabled": cfg.dtype == "fp16", "loss_scale": 0, "initial_scale_power": 16},

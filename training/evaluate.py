@@ -39,16 +39,19 @@ Does the response meet the criterion? You should only write out your score in th
 """  # noqa: E501  (Appendix F, verbatim)
 
 
-def heldout_samples(rows, st: SpeechTokenizer, names: tuple[str, ...], rt=None) -> list:
+def heldout_samples(
+    rows, tokenizer: SpeechTokenizer, names: tuple[str, ...], released_tokenizer=None
+) -> list:
     """``(ids, labels)`` of the rows that parse (a held-out set is small: kept in memory);
-    with ``rt`` (a ``released.ReleasedTokenizer``) the rows are in the released format."""
-    head, out = stage_data.prompt_head(st), []
+    with a ``released_tokenizer`` (``released.ReleasedTokenizer``) the rows are in the
+    released format."""
+    head, out = stage_data.prompt_head(tokenizer), []
     for row in rows:
         try:
-            if rt is None:
-                ids, n = stage_data.instruction_sample(row, st, names, head)
+            if released_tokenizer is None:
+                ids, n = stage_data.instruction_sample(row, tokenizer, names, head)
             else:
-                ids, n = stage_data.released_sample(row, st, rt)
+                ids, n = stage_data.released_sample(row, tokenizer, released_tokenizer)
         except stage_data.BadRow:
             continue
         out.append((ids, stage_data.labels(ids, n)))
@@ -67,43 +70,51 @@ def heldout_loss(model, samples: list) -> float:
     return total / count if count else math.nan
 
 
-def prompt_ids(st: SpeechTokenizer, name: str, fields: dict, rt=None) -> list[int]:
-    """The question of template ``name``: ours, or as the released model was asked (``rt``:
-    a ``released.ReleasedTokenizer``)."""
-    if rt is None:
+def prompt_ids(
+    tokenizer: SpeechTokenizer, name: str, fields: dict, released_tokenizer=None
+) -> list[int]:
+    """The question of template ``name``: ours, or as the released model was asked (with a
+    ``released_tokenizer``, a ``released.ReleasedTokenizer``)."""
+    if released_tokenizer is None:
         prompt, _ = segments(name, **fields)
-        return stage_data.prompt_head(st) + st.encode(prompt)
+        return stage_data.prompt_head(tokenizer) + tokenizer.encode(prompt)
     if name == "asr":  # the released cross-modal format
-        pieces = [
-            ("markup", f"[Human]: {fields['description']} This is input: "),
-            ("speech", fields["speech"]),
-            ("markup", "<eoh> [SpeechGPT]: "),
-        ]
+        pieces = released.cross_modal(fields["description"], ("speech", fields["speech"]))
     elif name in ("s2s", "s2t"):
         pieces = released.question(units=fields["speech_instruction"])
     else:
         pieces = released.question(text=fields["text_instruction"])
-    return released.head(rt) + rt.encode(pieces)
+    return released.head(released_tokenizer) + released_tokenizer.encode(pieces)
 
 
 @torch.inference_mode()
 def answer(
-    model, st: SpeechTokenizer, name: str, fields: dict, max_new_tokens: int, rt=None
+    model,
+    tokenizer: SpeechTokenizer,
+    name: str,
+    fields: dict,
+    max_new_tokens: int,
+    released_tokenizer=None,
 ) -> str:
-    """The greedy answer, up to and including ``<eoa>`` (a token, or pieces with ``rt``)."""
-    ids = prompt_ids(st, name, fields, rt)
-    if rt is None:
-        stop = {"eos_token_id": [st.tok.convert_tokens_to_ids("<eoa>"), st.eos]}
+    """The greedy answer, up to and including ``<eoa>`` (a token, or pieces when the model
+    is the released one)."""
+    ids = prompt_ids(tokenizer, name, fields, released_tokenizer)
+    if released_tokenizer is None:
+        stop = {"eos_token_id": [tokenizer.tok.convert_tokens_to_ids("<eoa>"), tokenizer.eos]}
     else:
-        stop = {"eos_token_id": st.eos, "stop_strings": [released.EOA], "tokenizer": st.tok}
+        stop = {
+            "eos_token_id": tokenizer.eos,
+            "stop_strings": [released.EOA],
+            "tokenizer": tokenizer.tok,
+        }
     out = model.generate(
         torch.tensor([ids], device=model.device),
         max_new_tokens=max_new_tokens,
         do_sample=False,
-        pad_token_id=st.eos,
+        pad_token_id=tokenizer.eos,
         **stop,
     )
-    return st.tok.decode(out[0, len(ids) :], skip_special_tokens=False)
+    return tokenizer.tok.decode(out[0, len(ids) :], skip_special_tokens=False)
 
 
 def judge(client, model: str, inst: str, resp: str) -> float | None:

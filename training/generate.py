@@ -197,11 +197,7 @@ class Talker:
 
         fields = {"description": descriptions("tts")[0], "text": text, "speech": []}
         if self.style == "released":  # the released cross-modal format: "… This is input: …<eoh>"
-            pieces = [
-                ("markup", f"[Human]: {fields['description']} This is input: "),
-                ("text", text),
-                ("markup", "<eoh> [SpeechGPT]: "),
-            ]
+            pieces = released.cross_modal(fields["description"], ("text", text))
             context = self.head + self.released.encode(pieces) + [self.st.sosp]
         else:
             context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]

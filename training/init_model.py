@@ -12,21 +12,21 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from speechinstruct import descriptions
+from speechinstruct import descriptions, presets
 from speechinstruct.templates import SYSTEM
+from training.config import CONFIGS
 from training.data import load_split
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPreset:
+    """A model size (``configs/model/tiny.yaml``) and its tokenizer's vocabulary."""
+
     hidden: int
     layers: int
     heads: int
     intermediate: int
     vocab: int
-
-
-PRESETS = {"tiny": ModelPreset(hidden=128, layers=2, heads=4, intermediate=352, vocab=2000)}
 
 
 def dataset_texts(data: str) -> list[str]:
@@ -74,12 +74,15 @@ def build_model(preset: ModelPreset, tokenizer, seed: int) -> LlamaForCausalLM:
 
 def run(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="speechgpt init-model", description=__doc__)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--preset", default="tiny", help="tiny or a YAML file")
     parser.add_argument("--data", required=True, help="a published SpeechInstruct dataset")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    preset = PRESETS[args.preset]
+    try:
+        preset = presets.load(ModelPreset, args.preset, CONFIGS / "model")
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
     tokenizer = train_tokenizer(dataset_texts(args.data), preset.vocab)
     model = build_model(preset, tokenizer, args.seed)
     model.save_pretrained(args.output)

@@ -90,16 +90,27 @@ class ReleasedTokenizer:
         return ids
 
 
-def head(rt: ReleasedTokenizer) -> list[int]:
+def head(released_tokenizer: ReleasedTokenizer) -> list[int]:
     """``<s>`` and the system prompt, as they start the reference's prompt string. In that
     string ``[Human]`` follows the prompt and strips its trailing newline, so it goes here."""
-    return rt.encode([("markup", META_INSTRUCTION.rstrip())], bos=True)
+    return released_tokenizer.encode([("markup", META_INSTRUCTION.rstrip())], bos=True)
 
 
 def question(text: str | None = None, units: list[int] | None = None):
     """A human turn in the reference's template: typed text, or the reduced units."""
     asked = ("speech", units) if units is not None else ("text", text)
     return [("markup", HUMAN), asked, ("markup", TURN_END)]
+
+
+def cross_modal(description: str, asked: tuple[str, object]):
+    """A cross-modal instruction as the released SpeechInstruct writes it: ``[Human]:
+    {description} This is input: {speech or text}<eoh> [SpeechGPT]: ``; ``asked`` is a
+    ``("speech", units)`` or ``("text", text)`` piece."""
+    return [
+        ("markup", f"[Human]: {description} This is input: "),
+        asked,
+        ("markup", "<eoh> [SpeechGPT]: "),
+    ]
 
 
 def parse_answer(answer: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Which samples each rank trains on at each step: a contract, not a data loader.
 
 The sequence of micro-batches is a function of (seed, epoch) only: a permutation, sorted by
-length within mega-batches of ``MEGA`` micro-batches (less padding), cut into micro-batches,
+length within mega-batches of ``bucket`` micro-batches (less padding), cut into micro-batches,
 and the micro-batches shuffled. Step ``s`` of a run with world size ``W`` and accumulation
 ``A`` consumes global micro-batches ``s·W·A … (s+1)·W·A − 1``; rank ``r`` takes those whose
 index ≡ r (mod W). So a run's result does not depend on how its global batch is split
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-MEGA = 50
 
-
-def epoch_order(lengths: np.ndarray, micro: int, seed: int, epoch: int):
+def epoch_order(lengths: np.ndarray, micro: int, seed: int, epoch: int, bucket: int):
     """``(order, starts)``: the epoch's micro-batch ``j`` is ``order[starts[j]:][:micro]``."""
     n = len(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n)
-    mega = np.arange(n) // (micro * MEGA)
+    mega = np.arange(n) // (micro * bucket)
     order = order[np.lexsort((lengths[order], mega))]  # stable: ties keep the permutation
     starts = rng.permutation(np.arange(0, n, micro))
     return order, starts
@@ -29,10 +27,10 @@ def epoch_order(lengths: np.ndarray, micro: int, seed: int, epoch: int):
 class MicroBatches:
     """Global micro-batch ``m`` → sample indices; the epoch's arrays computed once."""
 
-    def __init__(self, lengths: np.ndarray, micro: int, seed: int):
+    def __init__(self, lengths: np.ndarray, micro: int, seed: int, bucket: int):
         if not len(lengths):
             raise ValueError("no samples to draw micro-batches from")
-        self.lengths, self.micro, self.seed = lengths, micro, seed
+        self.lengths, self.micro, self.seed, self.bucket = lengths, micro, seed, bucket
         self.per_epoch = -(-len(lengths) // micro)
         self._epoch, self._arrays = -1, None
 
@@ -41,7 +39,7 @@ class MicroBatches:
         epoch, j = divmod(m, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            self._arrays = epoch_order(self.lengths, self.micro, self.seed, epoch)
+            self._arrays = epoch_order(self.lengths, self.micro, self.seed, epoch, self.bucket)
         order, starts = self._arrays
         return epoch, order[starts[j] : starts[j] + self.micro]
 

@@ -118,7 +118,7 @@ class _Writer:
                 f.close()
 
 
-def _unit_rows(rows, st: SpeechTokenizer):
+def _unit_rows(rows, tokenizer: SpeechTokenizer):
     """Stage 1: ``(ids, 0)`` or a ``BadRow`` per row, reading Arrow batches vectorized."""
     for table in rows.with_format("arrow").iter(batch_size=BATCH_ROWS):
         column = table.column("units").combine_chunks()
@@ -129,18 +129,18 @@ def _unit_rows(rows, st: SpeechTokenizer):
             units = None if n < 0 else flat[start : start + n]
             start += max(n, 0)
             try:
-                yield stage_data.unit_sample(units, st), 0
+                yield stage_data.unit_sample(units, tokenizer), 0
             except stage_data.BadRow as e:
                 yield e
 
 
-def _instruction_rows(rows, st: SpeechTokenizer, recipe: Recipe):
+def _instruction_rows(rows, tokenizer: SpeechTokenizer, recipe: Recipe):
     if recipe.style == "released":
-        rt = ReleasedTokenizer(st.tok)
-        encode = lambda row: stage_data.released_sample(row, st, rt)  # noqa: E731
+        released_tokenizer = ReleasedTokenizer(tokenizer.tok)
+        encode = lambda row: stage_data.released_sample(row, tokenizer, released_tokenizer)  # noqa: E731
     else:
-        head = stage_data.prompt_head(st, recipe.system)
-        encode = lambda row: stage_data.instruction_sample(row, st, recipe.names, head)  # noqa: E731
+        head = stage_data.prompt_head(tokenizer, recipe.system)
+        encode = lambda row: stage_data.instruction_sample(row, tokenizer, recipe.names, head)  # noqa: E731
     for batch in rows.iter(batch_size=BATCH_ROWS):
         for prompt, response in zip(batch["prompt"], batch["response"], strict=True):
             try:
@@ -294,9 +294,9 @@ def open_samples(store: TokenStore, block: int) -> Instructions | Blocks:
     return Blocks(store, block) if store.meta["recipe"]["stage"] == 1 else Instructions(store)
 
 
-def locate(rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None) -> Path:
+def locate(rows, tokenizer: SpeechTokenizer, recipe: Recipe, cache: Path | None = None) -> Path:
     """Where the store of these rows, tokenizer and recipe lives (built or not)."""
-    key = store_key(rows._fingerprint, tokenizer_hash(st.tok), recipe)
+    key = store_key(rows._fingerprint, tokenizer_hash(tokenizer.tok), recipe)
     name = f"stage{recipe.stage}-{recipe.data_config}-{key}"
     return (cache or cache_root()) / "token-stores" / name
 

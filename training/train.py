@@ -29,7 +29,7 @@ from training import config as stage_config
 from training import data as stage_data
 from training import engine as ds
 from training import sampler, store
-from training.model import STYLE_FILE, STYLES, load_model, load_tokenizer, save_tokenizer
+from training.model import DTYPES, STYLE_FILE, STYLES, load_model, load_tokenizer, save_tokenizer
 from training.report import Metrics, plot_loss
 from training.tokens import SpeechTokenizer, add_tokens, resize
 
@@ -84,16 +84,18 @@ def recipe_of(cfg, data: str, style: str | None) -> store.Recipe:
     )
 
 
-def prepare_store(recipe: store.Recipe, data: str, st: SpeechTokenizer, cache: Path | None, ranks):
+def prepare_store(
+    recipe: store.Recipe, data: str, tokenizer: SpeechTokenizer, cache: Path | None, ranks
+):
     """Rank 0 finds or builds the stage's token store; the other ranks wait for it."""
     folder = None
     if ranks.main:
         rows = stage_data.load_split(data, recipe.data_config, "train")
-        folder = store.locate(rows, st, recipe, cache)
+        folder = store.locate(rows, tokenizer, recipe, cache)
         ranks.say(f"train: token store {folder}")
         ranks.share(folder)
         try:
-            store.prepare(rows, st, recipe, cache)
+            store.prepare(rows, tokenizer, recipe, cache)
         except Exception as e:  # the other ranks are waiting for this store: tell them
             store.mark_failed(folder, e)
             raise
@@ -136,7 +138,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", required=True)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
-    parser.add_argument("--dtype", choices=stage_config.DTYPES, help="override the preset's dtype")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="override the preset's dtype")
     parser.add_argument(
         "--micro-batch-size",
         type=int,
@@ -197,7 +199,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        trainable, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay
+        trainable, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(cfg))
     engine = ds.initialize(model, optimizer, scheduler, config)
@@ -221,7 +223,7 @@ def run(argv: list[str] | None = None) -> dict:
         ranks.say(f"train: resumed at step {start} from {ckpt_dir / tag}")
     metrics = Metrics(out, start) if ranks.main else None
 
-    draw = sampler.MicroBatches(samples.lengths, cfg.micro_batch_size, cfg.seed)
+    draw = sampler.MicroBatches(samples.lengths, cfg.micro_batch_size, cfg.seed, cfg.bucket)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else st.eos
     engine.train()
     bar = tqdm(

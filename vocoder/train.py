@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 from vocoder import HOP, SAMPLE_RATE
 from vocoder.data import Clip, held_out, read_clips
@@ -45,8 +46,13 @@ from vocoder.hifigan import (
 MEL_WEIGHT = 45  # HiFi-GAN's weight of the mel L1 term
 
 
+CONFIGS = Path(__file__).parent / "configs"
+
+
 @dataclass(frozen=True)
 class Preset:
+    """A vocoder preset (``configs/tiny.yaml``, ``configs/paper.yaml``)."""
+
     upsample_initial_channel: int
     resblock_kernel_sizes: tuple[int, ...]
     resblock_dilation_sizes: tuple[tuple[int, ...], ...]
@@ -55,27 +61,32 @@ class Preset:
     batch_size: int
     steps: int
     discriminator_width: int  # discriminator channels ÷ this (1: HiFi-GAN's own)
-    learning_rate: float = 2e-4
-    adam_b1: float = 0.8
-    adam_b2: float = 0.99
-    lr_decay: float = 0.999  # per epoch
-    upsample_rates: tuple[int, ...] = (5, 4, 4, 2, 2)  # 320 samples per 50 Hz frame
-    upsample_kernel_sizes: tuple[int, ...] = (11, 8, 8, 4, 4)
-    var_pred_kernel_size: int = 3
-    var_pred_dropout: float = 0.5
+    learning_rate: float
+    adam_b1: float
+    adam_b2: float
+    lr_decay: float  # per epoch
+    upsample_rates: tuple[int, ...]
+    upsample_kernel_sizes: tuple[int, ...]
+    var_pred_kernel_size: int
+    var_pred_dropout: float
 
 
-PRESETS = {
-    # the released mHuBERT-L11-km1000 vocoder (speech-resynthesis hubert100_dw1.0.json)
-    "paper": Preset(512, (3, 7, 11), ((1, 3, 5),) * 3, 128, 8960, 16, 500_000, 1),
-    # ~1.5 steps/s on one CPU core; 128 channels cut mel L1 faster per CPU second than 64
-    "tiny": Preset(128, (3,), ((1, 3, 5),), 64, 6400, 4, 300, 8, learning_rate=1e-3),
-}
+def load_preset(preset: str) -> Preset:
+    """A preset by name (``tiny``, ``paper``) or YAML path.
+
+    The same idiom as ``speechinstruct.presets``, read here: this room imports nothing of ours.
+    """
+    path = Path(preset) if Path(preset).is_file() else CONFIGS / f"{preset}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+        raise FileNotFoundError(f"no preset {preset!r}: give a YAML file or one of {shipped}")
+    tuples = lambda v: tuple(map(tuples, v)) if isinstance(v, list) else v  # noqa: E731
+    return Preset(**{k: tuples(v) for k, v in yaml.safe_load(path.read_text()).items()})
 
 
 def vocoder_config(preset: str, k: int, speakers: list[str] | None, seed: int) -> dict:
     """fairseq/speech-resynthesis config keys, so the folder also loads in fairseq."""
-    p = PRESETS[preset]
+    p = load_preset(preset)
     dim = p.embedding_dim
     cfg = {
         "vocoder": "hifigan",
@@ -314,7 +325,7 @@ def train_hifigan(args: argparse.Namespace, clips: list[Clip], k: int) -> dict:
     start, elapsed = trainer.resume(out) if args.resume else (0, 0.0)
     if start:
         print(f"train-vocoder: resumed at step {start} from {out}", flush=True)
-    steps = args.steps or PRESETS[args.preset].steps
+    steps = args.steps or load_preset(args.preset).steps
     segments = Segments(clips, cfg["segment_size"] // HOP, cfg["batch_size"], args.seed, speakers)
     metrics = out / "metrics.jsonl"
     kept = [r for r in _rows(metrics) if r["step"] <= start] if start else []
@@ -378,7 +389,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--units", nargs="+", required=True, help="tokenize output folders")
     parser.add_argument("--output", required=True)
     parser.add_argument("--kind", choices=("hifigan", "baseline"), default="hifigan")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--preset", default="tiny", help="tiny, paper or a YAML file")
     parser.add_argument("--steps", type=int, help="default: the preset's")
     parser.add_argument(
         "--max-seconds",
@@ -393,6 +404,10 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
+    try:
+        load_preset(args.preset)
+    except (FileNotFoundError, TypeError) as e:
+        parser.error(f"--preset: {e}")
     if args.threads:
         torch.set_num_threads(args.threads)
 

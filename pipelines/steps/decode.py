@@ -29,6 +29,8 @@ def audio_hash(wave: np.ndarray) -> str:
 
 
 class DecodeFn(beam.DoFn):
+    """An utterance → its samples at ``SAMPLE_RATE`` (``Decoded``), or a reject with a reason."""
+
     def __init__(self, limits: AudioLimits):
         self.limits = limits
         self.decoded = beam.metrics.Metrics.counter("decode", "decoded")

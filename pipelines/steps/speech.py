@@ -52,12 +52,19 @@ def voice_for(key: str):
 
 
 class SpeakFn(beam.DoFn):
+    """``(key, text)`` → the text spoken by the flite voice the key picks, as ``Decoded``."""
+
+    def __init__(self):
+        super().__init__()
+        self.spoken = beam.metrics.Metrics.counter("speech", "spoken")
+
     def process(self, item: tuple[str, str]):
         key, text = item
         voice = voice_for(key)
         wave, sr = speak(text, voice)
         wave = soxr.resample(wave, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else wave
         utt = Utterance(key, "tts", "", voice.name, text, AudioSource(f"tts:{voice.name}"))
+        self.spoken.inc()
         yield Decoded(utt, wave, audio_hash(wave))
 
 

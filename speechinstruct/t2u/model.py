@@ -15,24 +15,36 @@ import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
 
+from speechinstruct import presets
+
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 PAD, BOS, EOS, UNK = range(4)
 CHARS = " abcdefghijklmnopqrstuvwxyz'"
 
 
+CONFIGS = Path(__file__).parent / "configs"
+
+
 @dataclass(frozen=True, slots=True)
 class T2UPreset:
+    """A T2U preset (``configs/tiny.yaml``, ``configs/paper.yaml``): model size and training."""
+
     d_model: int
     layers: int
     heads: int
     ffn: int
-    max_positions: int = 2048
+    max_positions: int
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    gradient_clipping: float
+    warmup_fraction: float
 
 
-PRESETS = {
-    "tiny": T2UPreset(d_model=128, layers=2, heads=4, ffn=512),
-    "paper": T2UPreset(d_model=512, layers=6, heads=8, ffn=2048),  # transformer-base
-}
+def load_preset(preset: str, **overrides) -> T2UPreset:
+    """A preset by name (``tiny``, ``paper``) or YAML path, with overrides applied."""
+    return presets.load(T2UPreset, preset, CONFIGS, **overrides)
 
 
 def normalize_text(text: str) -> str:

@@ -19,7 +19,15 @@ import jiwer
 import torch
 
 from speechinstruct import storage
-from speechinstruct.t2u.model import EOS, PRESETS, T2U, build_model, build_tokenizer, normalize_text
+from speechinstruct.t2u.model import (
+    EOS,
+    T2U,
+    T2UPreset,
+    build_model,
+    build_tokenizer,
+    load_preset,
+    normalize_text,
+)
 
 
 def read_pairs(unit_dirs: list[str]) -> tuple[list[tuple[str, str, list[int]]], int]:
@@ -63,21 +71,21 @@ def _batches(pairs: list, batch_size: int, rng: random.Random) -> list[list]:
     return batches
 
 
-def train(
-    t2u: T2U, pairs: list, steps: int, batch_size: int, lr: float, seed: int, log_every: int = 50
-) -> list[float]:
+def train(t2u: T2U, pairs: list, preset: T2UPreset, seed: int, log_every: int = 50) -> list[float]:
+    """``preset.steps`` AdamW steps on ``pairs``; the loss of each step."""
+    steps = preset.steps
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = t2u.model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warmup = max(1, steps // 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay)
+    warmup = max(1, int(steps * preset.warmup_fraction))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * s / steps)))
     )
     losses, batches, start = [], [], time.perf_counter()
     for step in range(steps):
         if not batches:
-            batches = _batches(pairs, batch_size, rng)
+            batches = _batches(pairs, preset.batch_size, rng)
         batch = batches.pop()
         enc = t2u.encode([text for _, text, _ in batch])
         longest = max(len(u) for *_, u in batch) + 1
@@ -87,7 +95,7 @@ def train(
         loss = model(**enc, labels=labels.to(model.device)).loss
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), preset.gradient_clipping)
         opt.step()
         sched.step()
         losses.append(loss.item())
@@ -107,30 +115,34 @@ def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="speechgpt train-t2u", description=__doc__)
     parser.add_argument("--units", nargs="+", required=True, help="tokenize output folders")
     parser.add_argument("--output", required=True, help="model folder (path or URI)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--preset", default="tiny", help="tiny, paper or a YAML file")
+    parser.add_argument("--steps", type=int, help="default: the preset's")
+    parser.add_argument("--batch-size", type=int, help="default: the preset's")
+    parser.add_argument("--lr", type=float, help="default: the preset's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    try:
+        preset = load_preset(args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
 
     pairs, k = read_pairs(args.units)
     train_rows = [p for p in pairs if not held_out(p[0])]
     test_rows = [p for p in pairs if held_out(p[0])] or train_rows[:1]
     print(f"train-t2u: {len(train_rows)} training rows, {len(test_rows)} held out, K={k}")
     torch.manual_seed(args.seed)
-    t2u = T2U(build_model(k, PRESETS[args.preset]).to(args.device), build_tokenizer())
+    t2u = T2U(build_model(k, preset).to(args.device), build_tokenizer())
     refs, texts = [u for *_, u in test_rows], [t for _, t, _ in test_rows]
     baseline = unit_error_rate(refs, t2u.generate(texts))
     start = time.perf_counter()
-    losses = train(t2u, train_rows, args.steps, args.batch_size, args.lr, args.seed)
+    losses = train(t2u, train_rows, preset, args.seed)
     seconds = time.perf_counter() - start
     uer = unit_error_rate(refs, t2u.generate(texts))
     metrics = {
         "preset": args.preset,
         "k": k,
-        "steps": args.steps,
+        "steps": preset.steps,
         "train_rows": len(train_rows),
         "heldout_rows": len(test_rows),
         "first_loss": losses[0],

@@ -15,6 +15,7 @@ from training.tokens import SpeechTokenizer
 from .test_tokens import _tiny
 
 K = 20
+BUCKET = 50  # micro-batches per mega-batch, as the presets
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +105,20 @@ def test_store_is_found_again_by_its_key(st, tmp_path):
 
 def test_epoch_order_covers_every_sample_once_in_length_buckets():
     lengths = np.random.default_rng(1).integers(1, 500, size=1003)
-    order, starts = sampler.epoch_order(lengths, 4, seed=3, epoch=0)
+    order, starts = sampler.epoch_order(lengths, 4, seed=3, epoch=0, bucket=BUCKET)
     assert sorted(order.tolist()) == list(range(1003))
     assert sorted(starts.tolist()) == list(range(0, 1003, 4))
-    mega = 4 * sampler.MEGA
+    mega = 4 * BUCKET
     for start in range(0, 1003, mega):  # sorted by length within each mega-batch
         assert np.all(np.diff(lengths[order[start : start + mega]]) >= 0)
-    again = sampler.epoch_order(lengths, 4, seed=3, epoch=0)
+    again = sampler.epoch_order(lengths, 4, seed=3, epoch=0, bucket=BUCKET)
     assert all(np.array_equal(a, b) for a, b in zip((order, starts), again, strict=True))
-    other = sampler.epoch_order(lengths, 4, seed=3, epoch=1)
+    other = sampler.epoch_order(lengths, 4, seed=3, epoch=1, bucket=BUCKET)
     assert not np.array_equal(order, other[0])
 
 
 def test_ranks_split_each_step_like_one_rank_with_more_accumulation():
-    draw = sampler.MicroBatches(np.ones(40, dtype=np.int64), 2, seed=0)
+    draw = sampler.MicroBatches(np.ones(40, dtype=np.int64), 2, seed=0, bucket=BUCKET)
     for step in range(7):  # crosses an epoch boundary (20 micro-batches an epoch)
         one = sampler.rank_micro_batches(step, 1, 4, 0)
         two = [sampler.rank_micro_batches(step, 2, 2, r) for r in (0, 1)]
