@@ -48,15 +48,18 @@ class ReadChatsFn(beam.DoFn):
 
     def __init__(self, max_chats: int | None):
         self.max_chats = max_chats
+        self.read = beam.metrics.Metrics.counter("build", "chats_read")
 
     def process(self, path: str):
         with storage.open_read(path) as f:
-            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-            f.seek(0)
-            records = _array(f) if head.startswith(b"[") else _lines(f)
-            for index, record in enumerate(records):
+            start = f.read(64)
+            bom = 3 if start.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 BOM is not JSON
+            f.seek(bom)
+            array = start[bom:].lstrip(b" \t\r\n").startswith(b"[")
+            for index, record in enumerate(_array(f) if array else _lines(f)):
                 if self.max_chats is not None and index >= self.max_chats:
                     return
+                self.read.inc()
                 yield index, record
 
 
@@ -81,6 +84,7 @@ class ParseChatFn(beam.DoFn):
 
     def __init__(self, max_words: int):
         self.max_words = max_words
+        self.parsed = beam.metrics.Metrics.counter("build", "chats_parsed")
 
     def process(self, item: tuple[int, object]):
         index, record = item
@@ -90,17 +94,21 @@ class ParseChatFn(beam.DoFn):
                 raise ValueError("record has no 'plain_text' string")
             (human, answer), *_ = parse_plain_text(record["plain_text"])
         except ValueError as e:
-            yield beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reasons.BAD_CHAT, str(e)))
+            yield self._reject(chat_id, reasons.BAD_CHAT, str(e))
             return
         if not (is_english(human) and is_english(answer)):
-            yield beam.pvalue.TaggedOutput(
-                REJECTS, _reject(chat_id, reasons.NOT_ENGLISH, human[:80])
-            )
+            yield self._reject(chat_id, reasons.NOT_ENGLISH, human[:80])
         elif len(answer.split()) >= self.max_words:
             detail = f"{len(answer.split())} words >= {self.max_words}"
-            yield beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reasons.LONG_RESPONSE, detail))
+            yield self._reject(chat_id, reasons.LONG_RESPONSE, detail)
         else:
+            self.parsed.inc()
             yield chat_id, human, answer
+
+    @staticmethod
+    def _reject(chat_id: str, reason: str, detail: str):
+        beam.metrics.Metrics.counter("build", f"rejected_{reason}").inc()
+        return beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reason, detail))
 
 
 def _one_per_id(id_: str, rows):

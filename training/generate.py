@@ -195,14 +195,17 @@ class Talker:
         """
         from speechinstruct.descriptions import load as descriptions
 
-        fields = {"description": descriptions("tts")[0], "text": text, "speech": []}
-        if self.style == "released":  # the released cross-modal format: "… This is input: …<eoh>"
-            pieces = released.cross_modal(fields["description"], ("text", text))
-            context = self.head + self.released.encode(pieces) + [self.st.sosp]
-        else:
-            context = self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
-        units = self._speech(context)
+        units = self._speech(self.tts_prompt(text, descriptions("tts")[0]))
         return units, self.vocoder.synthesize(units) if units else None
+
+    def tts_prompt(self, text: str, description: str) -> list[int]:
+        """The ids of a TTS instruction through ``<sosp>``, in the model's prompt style
+        (released: ``[Human]: {description} This is input: {text}<eoh> [SpeechGPT]: ``)."""
+        if self.style == "released":
+            pieces = released.cross_modal(description, ("text", text))
+            return self.head + self.released.encode(pieces) + [self.st.sosp]
+        fields = {"description": description, "text": text, "speech": []}
+        return self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
 
     def _released_turn(
         self, text: str | None, wave: np.ndarray | None, reply: str, start: float

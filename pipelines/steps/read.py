@@ -28,6 +28,8 @@ class ParseFiles(beam.DoFn):
         self.files.inc()
         for record in self.source.parse(key, sorted(paths)):
             self.records.inc()
+            if isinstance(record, Reject):
+                beam.metrics.Metrics.counter("read", f"rejected_{record.reason}").inc()
             yield record
 
 

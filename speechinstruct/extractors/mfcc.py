@@ -1,7 +1,14 @@
-"""MFCC + Δ + ΔΔ at 50 Hz: the weight-free extractor (HuBERT's own first-iteration targets).
+"""MFCC + Δ + ΔΔ at 50 Hz: the weight-free extractor, in the spirit of HuBERT's first
+iteration (MFCC targets).
 
-Window 400 and hop 320 samples at 16 kHz, 13 coefficients, 39 dimensions per frame, as
-fairseq's ``dump_mfcc_feature.py`` (there via torchaudio's Kaldi-compatible MFCC).
+fairseq's ``dump_mfcc_feature.py`` takes torchaudio's Kaldi MFCC at 100 Hz with 5-frame
+deltas; here the frames are the units' own (window 400, hop 320 samples at 16 kHz, so
+``1 + (samples - 400) // 320`` frames, as many as HuBERT's layer outputs), computed by
+librosa: Hann window in a 512-point FFT, 23 HTK-scale mel bands (slaney-normalized), the
+dB log (floor 80 dB under the peak), 13 coefficients, and Δ/ΔΔ by librosa's 9-frame
+Savitzky-Golay derivative (narrower for clips under 9 frames; zero under 3), edges
+repeated. 39 dimensions per frame. ``tests/speechinstruct/test_mfcc.py`` recomputes all
+of them in numpy.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ class MfccFeatures:
 
     def _one(self, wave: np.ndarray) -> np.ndarray:
         n = self.frames(len(wave))
-        # pad so the FFT frames line up with HuBERT's: 1 + (samples - 400) // 320 frames
+        # pad so there are as many frames as HuBERT's: 1 + (samples - 400) // 320 (librosa
+        # centers the 400-sample window in the 512-point frame: 3.5 ms after HuBERT's)
         padded = np.pad(wave.astype(np.float32), (0, max(N_FFT - WINDOW, N_FFT - len(wave))))
         mfcc = librosa.feature.mfcc(
             y=padded,

@@ -13,27 +13,64 @@ from speechinstruct.tts import speak, voice
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    """A real flite utterance as a 16 kHz WAV, and its samples."""
+    """A real flite utterance as a 16 kHz WAV, and its samples (zero mean: Opus's encoder
+    rejects DC, which is no fault of the decoder)."""
     wave, sr = speak("The quick brown fox jumps over the lazy dog near the river.", voice("rms"))
     assert sr == 16_000
+    wave = (wave - wave.mean()).astype(np.float32)
     path = tmp_path_factory.mktemp("audio") / "source.wav"
     sf.write(path, wave, sr, subtype="FLOAT")
     return path, wave
 
 
+def test_flac_decodes_to_the_int16_samples_written(speech, tmp_path):
+    """16-bit PCM is int / 32768 exactly, by libsndfile and by the ffmpeg fallback."""
+    pcm = np.round(speech[1] * 32767).astype(np.int16)
+    pcm[:4] = [-32768, 32767, 1, -1]  # full scale both ways and one LSB
+    write_flac(tmp_path / "x.flac", pcm)  # int16 in, so the file holds exactly these samples
+    expected = pcm.astype(np.float32) / 32768
+    decoded = load(str(tmp_path / "x.flac"))
+    assert decoded.dtype == np.float32 and decoded.shape == expected.shape
+    np.testing.assert_array_equal(decoded, expected)
+    fallback, sr = audio._read_ffmpeg(str(tmp_path / "x.flac"), None, None)
+    assert sr == 16_000
+    np.testing.assert_array_equal(fallback, expected)
+
+
+def aligned(decoded: np.ndarray, wave: np.ndarray, max_lag: int = 800) -> tuple[int, np.ndarray]:
+    """The lag (|lag| ≤ ``max_lag``) at which ``decoded`` best matches ``wave`` by
+    cross-correlation, and ``decoded`` shifted by it to ``wave``'s length (zeros outside)."""
+    n = len(decoded) + len(wave)
+    xcorr = np.fft.irfft(np.fft.rfft(decoded, n) * np.conj(np.fft.rfft(wave, n)), n)
+    lags = np.r_[0 : max_lag + 1, -max_lag:0]
+    lag = int(lags[np.argmax(xcorr[lags])])
+    shifted = np.zeros(len(wave))
+    src = decoded[max(lag, 0) :]
+    dst = max(-lag, 0)
+    m = min(len(src), len(wave) - dst)
+    shifted[dst : dst + m] = src[:m]
+    return lag, shifted
+
+
 @pytest.mark.parametrize(
-    ("writer", "ext", "min_corr"),
-    [(write_flac, "flac", 0.999), (write_mp3, "mp3", 0.95), (write_opus, "opus", 0.95)],
+    ("writer", "ext", "min_snr_db", "max_gain_error"),
+    # measured: MP3 33.8 dB, gain 0.9997; Opus (24 kb/s) 19.8 dB, gain 0.983
+    [(write_mp3, "mp3", 28.0, 0.005), (write_opus, "opus", 16.0, 0.03)],
 )
-def test_decode_parity_with_source_wav(speech, tmp_path, writer, ext, min_corr):
-    path, wave = speech
-    writer(tmp_path / f"x.{ext}", wave)
+def test_lossy_decode_keeps_level_and_timing(
+    speech, tmp_path, writer, ext, min_snr_db, max_gain_error
+):
+    wave = speech[1].astype(np.float64)
+    writer(tmp_path / f"x.{ext}", speech[1])
     decoded = load(str(tmp_path / f"x.{ext}"))
-    wave = load(str(path))  # the source WAV, read the same way
     assert decoded.dtype == np.float32 and decoded.ndim == 1
-    assert abs(len(decoded) - len(wave)) <= 0.01 * len(wave)
-    n = min(len(decoded), len(wave))
-    assert np.corrcoef(decoded[:n], wave[:n])[0, 1] > min_corr
+    assert len(decoded) == len(wave)
+    lag, d = aligned(decoded.astype(np.float64), wave)
+    assert abs(lag) <= 16  # 1 ms: decoders drop the encoder's delay
+    snr = 10 * np.log10(np.sum(wave**2) / np.sum((d - wave) ** 2))
+    assert snr > min_snr_db
+    gain = d @ wave / (wave @ wave)  # least-squares level of the decoded against the written
+    assert abs(gain - 1) < max_gain_error
 
 
 def test_mp3_is_stored_at_48k_and_read_back_at_16k(speech, tmp_path):

@@ -1,12 +1,16 @@
 import hashlib
+import itertools
 import json
 import re
 import shutil
 import socket
 
 import apache_beam as beam
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import soundfile as sf
+import torch
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -15,6 +19,14 @@ from pipelines.records import Utterance
 from pipelines.samples import LAYOUT
 from pipelines.steps.dedup import DUPLICATES, Deduplicate
 from schemas import validate
+from tests.speechinstruct.test_checkpoints import save_fairseq
+from tests.speechinstruct.test_hubert import (
+    fairseq_weights,
+    reference_features,
+    reference_model,
+    tiny_cfg,
+)
+from tests.speechinstruct.test_mfcc import reference_mfcc
 
 K = 16
 CORPORA = LAYOUT  # corpus: (folder under the corpora root, split)
@@ -95,6 +107,70 @@ def test_each_sample_corpus(sample, km, tmp_path, corpus):
         assert stats["rejected"] == {"garbage_tag": garbage}
     if corpus == "librispeech":
         assert all(r["text"] for r in units)
+
+
+def read_int16(path: str) -> np.ndarray:
+    """A 16-bit FLAC's samples as int / 32768, decoded here rather than by the code under test."""
+    pcm, sr = sf.read(path, dtype="int16")
+    assert sr == 16_000 and pcm.ndim == 1
+    return pcm / 32768
+
+
+def assert_units(row: dict, features: np.ndarray, centroids: np.ndarray) -> None:
+    """``row``'s units and durations are the runs of ``features``' nearest centroids."""
+    dist = ((features[:, None, :] - centroids[None].astype(np.float64)) ** 2).sum(-1)
+    best, second = np.sort(dist, axis=1)[:, :2].T
+    # float32 features cannot tell closer centroids apart; none are (closest: 1e-4 relative)
+    assert (second - best > 1e-5 * second).all(), f"{row['id']}: near tie, no reference"
+    runs = [(int(u), len(list(g))) for u, g in itertools.groupby(dist.argmin(1))]
+    assert row["num_frames"] == len(features)
+    assert list(zip(row["units"], row["durations"], strict=True)) == runs, row["id"]
+
+
+def test_mfcc_units_equal_an_independent_recomputation(sample, km, tmp_path):
+    """soundfile decode → numpy MFCC (tests/speechinstruct/test_mfcc.py) → argmin → runs."""
+    _tokenize(sample["root"], "librispeech", km, tmp_path / "o")
+    rows = _table(tmp_path / "o", "units")
+    centroids = np.load(km)
+    assert len(rows) == 32 and sum(r["num_frames"] for r in rows) > 4000
+    for row in rows:
+        assert_units(row, reference_mfcc(read_int16(row["source"]["path"])), centroids)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """A tiny model's ops are too small for threads to pay (8x slower on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_hubert_units_from_a_fairseq_checkpoint(sample, tmp_path, one_torch_thread):
+    """The paper's path: a fairseq HuBERT checkpoint through ``tokenize --extractor hubert``
+    (layer 1 of 2), against transformers' HubertModel filled from the same weights."""
+    weights = fairseq_weights()
+    checkpoint = tmp_path / "tiny_hubert.pt"
+    save_fairseq(checkpoint, weights, tiny_cfg(), as_omegaconf=True)
+    model = reference_model(weights)
+    split = "dev-clean"
+    paths = sorted(str(p) for p in (sample["root"] / "LibriSpeech" / split).rglob("*.flac"))
+    features = {p: reference_features(model, read_int16(p).astype(np.float32), 1) for p in paths}
+    # centroids: K frames drawn from the utterances' own features
+    pool = np.concatenate(list(features.values()))
+    centroids = pool[np.random.default_rng(0).choice(len(pool), K, replace=False)]
+    np.save(tmp_path / "km.npy", centroids)
+    extractor = ["--extractor", "hubert", "--checkpoint", str(checkpoint), "--layer", "1"]
+    extractor += ["--split", split]
+    stats = _tokenize(
+        sample["root"], "librispeech", str(tmp_path / "km.npy"), tmp_path / "o", *extractor
+    )
+    assert stats["kept"] == len(paths) == 8
+    rows = _table(tmp_path / "o", "units")
+    assert {(r["extractor"]["name"], r["extractor"]["layer"]) for r in rows} == {("hubert", 1)}
+    for row in rows:
+        assert_units(row, features[row["source"]["path"]].astype(np.float64), centroids)
+    assert len({u for r in rows for u in r["units"]}) > K // 2  # not all one unit
 
 
 def test_damage_duplicates_and_identical_rerun(damaged, km, tmp_path):

@@ -6,16 +6,19 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM
 
 from speechgpt import talk
+from speechinstruct.extractors import ExtractorSpec, UnitExtractor
 from training import evaluate, merge_lora, released, train
-from training.generate import Turn
+from training.generate import Settings, Talker, Turn
 from training.model import load_tokenizer, prompt_style
 from training.released import CONTROL_STRINGS, META_INSTRUCTION, ReleasedTokenizer
+from vocoder import load_vocoder
 
 from .conftest import PROMPT, real_utterance
 
@@ -168,6 +171,26 @@ def test_talk_on_a_released_layout_pair_answers_what_it_learned(
         spoken = _talk(cm, released_vocoder, kmeans_1000, out, *asked, "--wav", str(wav))
         assert (spoken.transcript, spoken.text, spoken.units) == said
         assert _answer_line(capsys.readouterr().out) == said[1] and out.stat().st_size > 1000
+
+
+def test_speak_asks_as_the_released_tts_rows_are_written(
+    learned_release, released_vocoder, kmeans_1000, imported
+):
+    """eval-speech's model-as-TTS on the released pair: the question is the release's own
+    TTS row (its sample line, as imported) token for token, and the units it speaks are
+    what the vocoder turns into the returned audio."""
+    cm, com = learned_release
+    row = load_dataset(imported["ds"], "cross_modal", split="train")[0]
+    description = row["prompt"].split("[Human]: ")[1].split(" This is input: ")[0]
+    extractor = UnitExtractor(ExtractorSpec("mfcc"), kmeans_1000)
+    vocoder = load_vocoder(released_vocoder)
+    talker = Talker.load(str(cm), str(com), extractor, vocoder, Settings(max_units=6))
+    assert talker.style == "released"
+    asked = [*talker.released(row["prompt"], bos=True), talker.st.sosp]
+    assert talker.tts_prompt(row["text"], description) == asked
+    units, audio = talker.speak(row["text"])
+    assert 1 <= len(units) <= 6 and all(0 <= u < 1000 for u in units)
+    np.testing.assert_array_equal(audio, vocoder.synthesize(units))
 
 
 def test_merge_lora_and_eval_on_the_released_pair(learned_release, published, tmp_path):
