@@ -43,7 +43,8 @@ def add_shard_args(parser: argparse.ArgumentParser) -> None:
         "--max-shard-mb",
         type=float,
         default=MAX_SHARD_BYTES / 2**20,
-        help="target shard size when --num-shards is not given",
+        help="largest shard file in MB when --num-shards is not given (a single larger "
+        "row gets its own file)",
     )
 
 

@@ -1,13 +1,15 @@
 """Shards of a table: which shard a row goes to, how many, and one shard's Parquet bytes.
 
 Rows go to shard ``hash(id) % N`` of their split (a stable hash, so every worker and every
-run agrees). N comes from the caller or from the split's estimated size (~256 MB a shard).
+run agrees). N comes from the caller or from the split's estimated size (~256 MB a shard);
+a shard that still comes out over the size is cut into runs of rows that fit.
 Files are named as the Hub names them: ``<split>-NNNNN-of-NNNNN.parquet``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -71,3 +73,22 @@ def encode_shard(rows: list[dict], table: str) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(data, sink, compression="zstd")
     return sink.getvalue().to_pybytes()
+
+
+def runs_that_fit(rows: list[dict], table: str, max_bytes: int) -> list[list[dict]]:
+    """Rows (sorted by ``sort_key``) cut into runs whose Parquet file is at most ``max_bytes``.
+
+    Hash buckets are unequal and the size estimate is rough, so a bucket can come out over
+    the bound; it is cut into about equal runs until each fits. A file over the bound holds
+    a single row that alone is bigger.
+    """
+    size = len(encode_shard(rows, table))
+    if size <= max_bytes or len(rows) == 1:
+        return [rows]
+    parts = min(len(rows), math.ceil(size / max_bytes))
+    cuts = [len(rows) * i // parts for i in range(parts + 1)]
+    return [
+        run
+        for a, b in itertools.pairwise(cuts)
+        for run in runs_that_fit(rows[a:b], table, max_bytes)
+    ]

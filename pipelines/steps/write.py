@@ -1,12 +1,15 @@
 """Write a table as Parquet shards keyed by ``(split, hash(id) % N)``, one worker a shard.
 
 No step holds the table: sizes are combined per split, rows are grouped per shard, and each
-shard is sorted and written by its own worker through ``FileSystems``. Files are numbered
-among the non-empty shards of their split, so there is no empty file and the names say
-``-of-<count>``. The output is one record per file (table, split, file, rows).
+shard is sorted and written by its own worker through ``FileSystems``. Sized by the estimate,
+a shard whose file would be over the bound is first cut into runs of rows that fit (a file
+each). Files are numbered among the non-empty runs of their split, so there is no empty file
+and the names say ``-of-<count>``. The output is one record per file (table, split, file, rows).
 """
 
 from __future__ import annotations
+
+import bisect
 
 import apache_beam as beam
 
@@ -15,8 +18,10 @@ from pipelines.shards import (
     bucket,
     encode_shard,
     estimate_bytes,
+    runs_that_fit,
     shard_count,
     shard_name,
+    sort_key,
 )
 from speechinstruct import storage
 
@@ -38,8 +43,29 @@ def _add_pairs(pairs) -> tuple[int, int]:
     return rows, size
 
 
+class CutShardFn(beam.DoFn):
+    """One shard's rows → ``((split, (shard, run)), rows)``: one run, or, with a size bound,
+    as many as it takes for each run's file to fit."""
+
+    def __init__(self, table: str, max_bytes: int | None):
+        self.table, self.max_bytes = table, max_bytes
+        self.extra = beam.metrics.Metrics.counter("write", f"{table}_extra_files")
+
+    def process(self, element):
+        (split, shard), rows = element
+        rows = [public(r) for r in rows]
+        if self.max_bytes is None:
+            yield (split, (shard, 0)), rows
+            return
+        runs = runs_that_fit(sorted(rows, key=sort_key), self.table, self.max_bytes)
+        if len(runs) > 1:
+            self.extra.inc(len(runs) - 1)
+        for i, run in enumerate(runs):
+            yield (split, (shard, i)), run
+
+
 class ShardIndex(beam.CombineFn):
-    """``(split, shard)`` keys → ``{split: sorted shard numbers}`` (a few numbers a split)."""
+    """``(split, shard)`` keys → ``{split: sorted shard keys}`` (a few keys a split)."""
 
     def create_accumulator(self):
         return {}
@@ -69,7 +95,7 @@ class WriteShardFn(beam.DoFn):
     def process(self, element, index: dict):
         (split, shard), rows = element
         shards = index[split]
-        name = shard_name(shards.index(shard), len(shards), split)
+        name = shard_name(bisect.bisect_left(shards, shard), len(shards), split)
         rows = [public(r) for r in rows]
         storage.write_bytes(storage.join(self.folder, name), encode_shard(rows, self.table))
         self.rows.inc(len(rows))
@@ -77,7 +103,12 @@ class WriteShardFn(beam.DoFn):
 
 
 class WriteTable(beam.PTransform):
-    """Rows → ``folder/<split>-*.parquet`` shards, sorted by id; → one record per file."""
+    """Rows → ``folder/<split>-*.parquet`` shards, sorted by id; → one record per file.
+
+    With ``num_shards`` a split has that many shards (fewer if it has fewer rows); without,
+    as many as its estimated size needs and no file over ``target_bytes`` (but a lone row
+    bigger than that).
+    """
 
     def __init__(
         self,
@@ -106,6 +137,7 @@ class WriteTable(beam.PTransform):
                 beam.pvalue.AsDict(counts),
             )
             | "GroupShard" >> beam.GroupByKey()
+            | "CutShard" >> beam.ParDo(CutShardFn(self.table, None if num_shards else target))
         )
         index = (
             shards

@@ -1,8 +1,12 @@
+import math
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
 from pipelines import build, publish
+from speechinstruct.instructions import cross_modal
 from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse
 from tests.conftest import CORPORA, K
 
@@ -23,6 +27,12 @@ def _build(made, out, *extra) -> dict:
             *extra,
         ]
     )
+
+
+def _unit_rows(made) -> dict[str, dict]:
+    """Every unit row ``tokenize`` wrote for the sample corpora, by id."""
+    files = sorted(f for out in made["units"] for f in (Path(out) / "units").glob("*.parquet"))
+    return {r["id"]: r for f in files for r in pq.read_table(f).to_pylist()}
 
 
 def test_build_publish_and_load(made, tmp_path):
@@ -63,10 +73,12 @@ def test_build_publish_and_load(made, tmp_path):
             assert all(0 <= u < K for c in unit_cols for seq in rows[c] for u in seq)
     cross = load_dataset(str(tmp_path / "ds"), "cross_modal", split="train")
     com = load_dataset(str(tmp_path / "ds"), "chain_of_modality", split="train")
-    for row in cross:
+    source = _unit_rows(made)
+    for row in cross:  # the units and text of the utterance's own tokenize row
         name, fields = parse(row["prompt"], row["response"], CROSS_MODAL)
-        assert name == row["task"] and fields["text"] == row["text"]
-        assert fields["speech"] == row["units"]
+        unit_row = source[row["id"]]
+        assert name == row["task"] and fields["text"] == row["text"] == unit_row["text"]
+        assert fields["speech"] == row["units"] == unit_row["units"]
     for row in com:
         name, fields = parse(row["prompt"], row["response"], CHAIN_OF_MODALITY)
         assert name == row["format"] and fields["text_response"] == row["text_response"]
@@ -86,10 +98,21 @@ def test_same_seed_same_rows_and_tts_backend(made, tmp_path):
                 tmp_path / "b" / table / name
             ).read_bytes()
     assert a["counts"] == b["counts"]
-    tts = _build(made, tmp_path / "tts", "--max-chats", "6", "--speech-backend", "tts")
+    # the tts build also takes another --asr-probability: it reaches every cross-modal row
+    argv = ["--max-chats", "6", "--speech-backend", "tts", "--asr-probability", "0.2"]
+    tts = _build(made, tmp_path / "tts", *argv)
     assert tts["counts"]["chain_of_modality"] == a["counts"]["chain_of_modality"]
     rows = pq.read_table(next((tmp_path / "tts" / "chain_of_modality").glob("train-*"))).to_pylist()
     assert all(row["speech_response"] for row in rows)
+    source = _unit_rows(made)
+    cross = [
+        r
+        for f in (tmp_path / "tts" / "cross_modal").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    ]
+    assert all(r["task"] == cross_modal(source[r["id"]], 0, 0.2, 0.05)["task"] for r in cross)
+    n, asr = len(cross), sum(r["task"] == "asr" for r in cross)
+    assert abs(asr - 0.2 * n) <= 4 * math.sqrt(n * 0.2 * 0.8), (asr, n)
 
 
 def test_wrong_centroids_are_refused(made, tmp_path):
