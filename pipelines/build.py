@@ -2,11 +2,13 @@
 
 Tables: ``cross_modal`` (template 1), ``pretrain`` (stage-1 unit sequences),
 ``chain_of_modality`` (four formats per quadruplet; speech from the T2U model or a TTS
-voice + the unit extractor), ``eval`` (6 roles × 10 spoken pairs, §3.3) and ``rejects``.
-Each under ``BUILD/<table>/<split>-NNNNN-of-NNNNN.parquet``, with ``BUILD/build.json`` and,
-last, ``BUILD/_SUCCESS.json``. The chats file (a JSON array or JSONL) is read inside the job;
-every input and output may be a URI. The ``--units`` folders must be finished ``tokenize``
-outputs: their markers give the extractor and the counts, no unit row is read back here.
+voice + the unit extractor), ``text_chat`` (every turn of every chat that parses, as text:
+stage 2 keeps the LLM's text ability, §5.1), ``eval`` (6 roles × 10 spoken pairs, §3.3)
+and ``rejects``. Each under ``BUILD/<table>/<split>-NNNNN-of-NNNNN.parquet``, with
+``BUILD/build.json`` and, last, ``BUILD/_SUCCESS.json``. The chats file (a JSON array or
+JSONL) is read inside the job; every input and output may be a URI. The ``--units``
+folders must be finished ``tokenize`` outputs: their markers give the extractor and the
+counts, no unit row is read back here.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from schemas import reasons
 from speechinstruct import instructions, storage, texts
 from speechinstruct.moss import is_english, parse_plain_text
 
-TABLES = ("cross_modal", "pretrain", "chain_of_modality", "eval", "rejects")
+TABLES = ("cross_modal", "pretrain", "chain_of_modality", "text_chat", "eval", "rejects")
 REJECTS = "rejects"
+SHIPPED, EXTRA = "speechinstruct", "eval-extra"  # the eval table's sources
 
 
 def _reject(id_: str, reason: str, detail: str) -> dict:
@@ -44,11 +47,12 @@ def _reject(id_: str, reason: str, detail: str) -> dict:
 
 class ReadChatsFn(beam.DoFn):
     """A chats file (a JSON array, streamed with ijson, or JSONL) → ``(index, record)``;
-    a line or tail that does not parse is ``(index, None)``, for ``ParseChatFn`` to reject."""
+    a line or tail that does not parse is ``(index, None)``, for ``ParseChatFn`` to reject.
+    Also reads the ``--eval-extra`` file, counted under its own ``counter``."""
 
-    def __init__(self, max_chats: int | None):
+    def __init__(self, max_chats: int | None, counter: str = "chats_read"):
         self.max_chats = max_chats
-        self.read = beam.metrics.Metrics.counter("build", "chats_read")
+        self.read = beam.metrics.Metrics.counter("build", counter)
 
     def process(self, path: str):
         with storage.open_read(path) as f:
@@ -111,6 +115,59 @@ class ParseChatFn(beam.DoFn):
         return beam.pvalue.TaggedOutput(REJECTS, _reject(chat_id, reason, detail))
 
 
+class ChatTurnsFn(beam.DoFn):
+    """A moss record → a ``text_chat`` row with all its turns; a record that does not parse
+    yields nothing here (``ParseChatFn`` rejects it as ``bad_chat``)."""
+
+    def __init__(self, validation_share: float):
+        self.share = validation_share
+        self.chats = beam.metrics.Metrics.counter("build", "text_chats")
+
+    def process(self, item: tuple[int, object]):
+        index, record = item
+        try:
+            turns = parse_plain_text(record["plain_text"])
+        except (TypeError, KeyError, ValueError):
+            return
+        self.chats.inc()
+        chat_id = f"moss_{index:06d}"
+        yield {
+            "id": chat_id,
+            "human": [human for human, _ in turns],
+            "answer": [answer for _, answer in turns],
+            SPLIT: instructions.split_of(chat_id, self.share),
+        }
+
+
+class ParseEvalPairFn(beam.DoFn):
+    """An AlpacaEval record (``instruction`` and ``output`` strings; other keys ignored) →
+    an extra ``eval`` pair ``(key, pair)``, or a reject."""
+
+    def __init__(self):
+        self.parsed = beam.metrics.Metrics.counter("build", "eval_extra_parsed")
+
+    def process(self, item: tuple[int, object]):
+        index, record = item
+        key = f"eval_extra_{index:05d}"
+        if not isinstance(record, dict):  # None: the line is not JSON
+            yield self._reject(key, reasons.BAD_METADATA, "not a JSON object")
+            return
+        missing = [k for k in ("instruction", "output") if not isinstance(record.get(k), str)]
+        if missing:
+            yield self._reject(key, reasons.BAD_METADATA, f"no {missing[0]!r} string")
+        elif not (record["instruction"].strip() and record["output"].strip()):
+            yield self._reject(key, reasons.EMPTY_TEXT, "empty instruction or output")
+        else:
+            self.parsed.inc()
+            pair = {"instruction": record["instruction"], "response": record["output"]}
+            yield key, {**pair, "role": "", "source": EXTRA}
+
+    @staticmethod
+    def _reject(key: str, reason: str, detail: str):
+        beam.metrics.Metrics.counter("build", f"eval_extra_rejected_{reason}").inc()
+        return beam.pvalue.TaggedOutput(REJECTS, {**_reject(key, reason, detail), "corpus": EXTRA})
+
+
 def _one_per_id(id_: str, rows):
     """Unit rows of one id from several ``--units`` inputs: the first by corpus and source
     is used, the others become rejects (the same utterance tokenized twice)."""
@@ -123,7 +180,7 @@ def _one_per_id(id_: str, rows):
         )
 
 
-def _quadruplet(item, validation_share: float):
+def _quadruplet(item, validation_share: float, prompting: str = "com"):
     """CoGroupByKey result → four CoM rows, or a reject when speech is missing."""
     chat_id, grouped = item
     ((human, answer),) = grouped["text"]
@@ -133,7 +190,13 @@ def _quadruplet(item, validation_share: float):
         yield beam.pvalue.TaggedOutput(REJECTS, reject)
         return
     yield from instructions.chain_of_modality(
-        chat_id, human, answer, speech["instruction"], speech["response"], validation_share
+        chat_id,
+        human,
+        answer,
+        speech["instruction"],
+        speech["response"],
+        validation_share,
+        prompting,
     )
 
 
@@ -147,6 +210,7 @@ def _eval_row(item):
         "text_response": pair["response"],
         "speech_instruction": speech["instruction"],
         "speech_response": speech["response"],
+        "source": pair.get("source", SHIPPED),
         SPLIT: "test",
     }
 
@@ -207,6 +271,7 @@ def build(p, args, staging: str) -> None:
     parsed = chats | "ParseChats" >> beam.ParDo(ParseChatFn(args.max_response_words)).with_outputs(
         REJECTS, main="ok"
     )
+    text_chat = chats | "TextChats" >> beam.ParDo(ChatTurnsFn(share))
     com_speech = (
         parsed.ok
         | "ChatTexts" >> beam.FlatMapTuple(_speech_requests)
@@ -219,13 +284,24 @@ def build(p, args, staging: str) -> None:
             "speech": com_speech,
         }
         | "JoinChats" >> beam.CoGroupByKey()
-        | "CoM" >> beam.FlatMap(_quadruplet, share).with_outputs(REJECTS, main="ok")
+        | "CoM" >> beam.FlatMap(_quadruplet, share, args.prompting).with_outputs(REJECTS, main="ok")
     )
     pairs = [
         (f"eval_{re.sub(r'[^a-z]+', '_', e['role'])}_{i % 10}", e)
         for i, e in enumerate(texts.eval_pairs())
     ]
-    eval_pairs = p | "EvalPairs" >> beam.Create(pairs)
+    extra_records = (
+        p
+        | "EvalExtraFile" >> beam.Create([args.eval_extra] if args.eval_extra else [])
+        | "ReadEvalExtra" >> beam.ParDo(ReadChatsFn(None, "eval_extra_read"))
+    )
+    extra = extra_records | "ParseEvalExtra" >> beam.ParDo(ParseEvalPairFn()).with_outputs(
+        REJECTS, main="ok"
+    )
+    eval_pairs = (
+        p | "EvalPairs" >> beam.Create(pairs),
+        extra.ok,
+    ) | "AllEvalPairs" >> beam.Flatten()
     eval_speech = (
         eval_pairs
         | "EvalTexts" >> beam.FlatMapTuple(lambda k, e: _speech_requests(k, *_pair_texts(e)))
@@ -237,11 +313,17 @@ def build(p, args, staging: str) -> None:
         | "JoinEval" >> beam.CoGroupByKey()
         | "Eval" >> beam.Map(_eval_row)
     )
-    rejects = (parsed[REJECTS], com[REJECTS], units[REJECTS]) | "AllRejects" >> beam.Flatten()
+    rejects = (
+        parsed[REJECTS],
+        com[REJECTS],
+        units[REJECTS],
+        extra[REJECTS],
+    ) | "AllRejects" >> beam.Flatten()
     tables = {
         "cross_modal": cross,
         "pretrain": pretrain,
         "chain_of_modality": com.ok,
+        "text_chat": text_chat,
         "eval": evaluation,
         "rejects": rejects,
     }
@@ -255,6 +337,8 @@ def build(p, args, staging: str) -> None:
     counts = (
         chats | "CountChats" >> beam.Map(lambda c: ("chats_read", 1)),
         rejects | "CountRejects" >> beam.Map(lambda r: (f"rejected/{r['corpus']}", 1)),
+        extra_records | "CountEvalExtra" >> beam.Map(lambda r: ("eval_extra_read", 1)),
+        evaluation | "CountEval" >> beam.Map(lambda r: (f"eval/{r['source']}", 1)),
     ) | "AllCounts" >> beam.Flatten()
     _ = (counts, files | "AllFiles" >> beam.Flatten()) | "Summary" >> WriteSummary(staging)
 
@@ -286,6 +370,18 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-response-words", type=int, default=35)
     parser.add_argument("--max-chats", type=int, help="use only the first N chats")
     parser.add_argument("--validation-share", type=float, default=0.05)
+    parser.add_argument(
+        "--prompting",
+        choices=tuple(instructions.PROMPTING),
+        default="com",
+        help="chain_of_modality rows in the chain-of-modality templates (Appendix C) or the "
+        "standard-prompting ones (Appendix E, the paper's ablation)",
+    )
+    parser.add_argument(
+        "--eval-extra",
+        metavar="FILE.jsonl",
+        help="more eval pairs: AlpacaEval-style JSON lines with 'instruction' and 'output'",
+    )
     arguments.add_shard_args(parser)
     args, beam_args = parser.parse_known_args(argv)
     options = arguments.pipeline_options(beam_args)
@@ -293,6 +389,7 @@ def run(argv: list[str] | None = None) -> dict:
     args.units = [storage.normalize(u) for u in args.units]
     args.chats, args.kmeans = storage.normalize(args.chats), storage.normalize(args.kmeans)
     args.t2u = args.t2u and storage.normalize(args.t2u)
+    args.eval_extra = args.eval_extra and storage.normalize(args.eval_extra)
 
     start = time.perf_counter()
     markers = _inputs(args.units)
@@ -305,6 +402,8 @@ def run(argv: list[str] | None = None) -> dict:
         parser.error(f"--kmeans {args.kmeans} is not the centroids the units were made with")
     if not storage.exists(args.chats):
         parser.error(f"--chats {args.chats} does not exist")
+    if args.eval_extra and not storage.exists(args.eval_extra):
+        parser.error(f"--eval-extra {args.eval_extra} does not exist")
 
     out = storage.normalize(args.output)
     staging = storage.start(out)
@@ -338,6 +437,10 @@ def run(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "asr_probability": args.asr_probability,
         "max_response_words": args.max_response_words,
+        "prompting": args.prompting,
+        "eval_extra": args.eval_extra,
+        "eval_extra_read": summary["counts"].get("eval_extra_read", 0),
+        "eval_extra_rows": summary["counts"].get(f"eval/{EXTRA}", 0),
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
     com_chats = sum(counts["chain_of_modality"].values()) // 4
@@ -345,6 +448,12 @@ def run(argv: list[str] | None = None) -> dict:
     if com_chats + chat_rejects != chats_read:
         raise RuntimeError(
             f"chats do not reconcile: {chats_read} read, {com_chats} built, {chat_rejects} rejected"
+        )
+    extra = {k: summary["counts"].get(f"{k}/{EXTRA}", 0) for k in ("eval", "rejected")}
+    if extra["eval"] + extra["rejected"] != info["eval_extra_read"]:
+        raise RuntimeError(
+            f"--eval-extra does not reconcile: {info['eval_extra_read']} read, "
+            f"{extra['eval']} eval rows, {extra['rejected']} rejected"
         )
     storage.write_json(storage.join(staging, "build.json"), info)
     storage.commit(staging, out, {"job": "build", "tables": tables, "stats": info})

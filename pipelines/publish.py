@@ -24,7 +24,7 @@ from pipelines import arguments, plots
 from schemas import SCHEMA_VERSION, features
 from speechinstruct import storage
 
-CONFIGS = ("cross_modal", "chain_of_modality", "pretrain", "eval")
+CONFIGS = ("cross_modal", "chain_of_modality", "text_chat", "pretrain", "eval")
 SPLIT_ORDER = ("train", "validation", "test")
 PLOTS = "plots"  # the card's pictures, beside data/
 PLOT_SHARDS = 8
@@ -53,7 +53,11 @@ def draw_pictures(
     of each table; returns ``{file name: caption}``."""
     drawn = {}
     build = str(build)
-    lengths = {c: plots.unit_lengths(storage.join(build, c), c, max_files) for c in configs}
+    lengths = {
+        c: plots.unit_lengths(storage.join(build, c), c, max_files)
+        for c in configs
+        if plots.unit_columns(c)
+    }
     plots.plot_unit_lengths(lengths, folder / "unit_lengths.png")
     drawn["unit_lengths.png"] = "unit-sequence lengths per config"
     k = info.get("extractor", {}).get("k")
@@ -128,7 +132,8 @@ ds = load_dataset("path/to/this/folder", "chain_of_modality")
 {rows}
 
 Configs: `cross_modal` (template 1: ASR/TTS with a task description), `chain_of_modality`
-(s2s, s2t, t2s, t2t with `[tq]`/`[ta]`/`[ua]`), `pretrain` (unit sequences for stage 1),
+(s2s, s2t, t2s, t2t with `[tq]`/`[ta]`/`[ua]`), `text_chat` (the chats' turns as text,
+`human` and `answer` lists, for stage 2), `pretrain` (unit sequences for stage 1),
 `eval` (6 roles × 10 spoken instruction/response pairs). `prompt` is what the model
 reads; `response` is what it learns to write. Unit columns are `int16`.
 
@@ -138,6 +143,11 @@ reads; `response` is what it learns to write. Unit columns are `int16`.
 - unit extractor: {ex.get("name")} (layer {ex.get("layer")}), K = {ex.get("k")}, centroids
   hash `{ex.get("centroids_hash")}` ({info.get("kmeans")}); checkpoint: {info.get("checkpoint")}
 - speech for chain-of-modality: {info.get("speech_backend")} (T2U checkpoint: {info.get("t2u")})
+- chain_of_modality prompting: {info.get("prompting", "com")} (`com`: Appendix C's templates;
+  `standard`: Appendix E's, the paper's ablation)
+- eval pairs: SpeechInstruct's 60 (`source` `speechinstruct`) and
+  {info.get("eval_extra_rows", 0)} of the {info.get("eval_extra_read", 0)} read from
+  --eval-extra {info.get("eval_extra")} (`source` `eval-extra`)
 - chats: {info.get("chats")} ({info.get("chats_read")} read); responses under
   {info.get("max_response_words")} words
 - seed {info.get("seed")}, ASR probability {info.get("asr_probability")}, schema version

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 UNIT_TYPE = pa.list_(pa.int16())
 MAX_UNITS = 32767
 SAMPLE_RATE = 16_000  # Hz: every unit row is 50 Hz frames of 16 kHz mono audio
@@ -89,6 +89,11 @@ _FIELDS: dict[str, list[pa.Field]] = {
         _field("prompt", pa.string()),
         _field("response", pa.string()),
     ],
+    "text_chat": [
+        _field("id", pa.string()),
+        _field("human", pa.list_(pa.string())),
+        _field("answer", pa.list_(pa.string())),
+    ],
     "eval": [
         _field("id", pa.string()),
         _field("role", pa.string()),
@@ -96,6 +101,7 @@ _FIELDS: dict[str, list[pa.Field]] = {
         _field("text_response", pa.string()),
         _field("speech_instruction", UNIT_TYPE),
         _field("speech_response", UNIT_TYPE),
+        _field("source", pa.string()),  # speechinstruct (the shipped 60) or eval-extra
     ],
 }
 
@@ -106,6 +112,7 @@ ENUMS: dict[tuple[str, str], frozenset[str]] = {
     ("cross_modal", "task"): frozenset({"asr", "tts"}),
     ("chain_of_modality", "format"): frozenset({"s2s", "s2t", "t2s", "t2t"}),
     ("duplicates", "kind"): frozenset({"audio", "units"}),
+    ("eval", "source"): frozenset({"speechinstruct", "eval-extra"}),
 }
 
 

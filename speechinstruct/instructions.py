@@ -10,9 +10,13 @@ import hashlib
 import random
 
 from speechinstruct import descriptions
-from speechinstruct.templates import CHAIN_OF_MODALITY, render
+from speechinstruct.templates import CHAIN_OF_MODALITY, STANDARD, render
 
 SPLIT = "_split"
+# the templates of each prompting of the chain_of_modality table, in FORMATS order: the
+# paper's chain-of-modality (Appendix C), or standard prompting for its ablation (Appendix E)
+PROMPTING = {"com": CHAIN_OF_MODALITY, "standard": STANDARD}
+FORMATS = CHAIN_OF_MODALITY  # the format column: s2s, s2t, t2s, t2t
 
 
 def split_of(id_: str, validation_share: float) -> str:
@@ -47,8 +51,10 @@ def chain_of_modality(
     speech_instruction: list[int],
     speech_response: list[int],
     validation_share: float,
+    prompting: str = "com",
 ) -> list[dict]:
-    """The four CoM formats (Appendix C) of one quadruplet, all in the same split."""
+    """The four formats of one quadruplet, all in the same split, rendered with the
+    ``prompting``'s templates (``PROMPTING``); ``format`` is the modality pair either way."""
     fields = {
         "text_instruction": text_instruction,
         "text_response": text_response,
@@ -57,8 +63,8 @@ def chain_of_modality(
     }
     split = split_of(chat_id, validation_share)
     rows = []
-    for fmt in CHAIN_OF_MODALITY:
-        prompt, response = render(fmt, **fields)
+    for fmt, template in zip(FORMATS, PROMPTING[prompting], strict=True):
+        prompt, response = render(template, **fields)
         rows.append(
             {
                 "id": f"{chat_id}_{fmt}",

@@ -142,3 +142,18 @@ def stages(published, tmp_path_factory) -> dict:
         prev = out[stage]
     out["summaries"] = summaries
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_datasets_cache(tmp_path_factory):
+    """The datasets library's cache in this session's own folder: it knows a local dataset
+    folder by its name and card, not by its rows, so the rows of a folder of the same name
+    that an earlier session published or copied would be read instead (see
+    tests/training/test_data.py)."""
+    import datasets
+
+    folder = tmp_path_factory.mktemp("datasets_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_DATASETS_CACHE", str(folder))  # and the demo's subprocesses
+        mp.setattr(datasets.config, "HF_DATASETS_CACHE", folder)
+        yield

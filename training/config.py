@@ -14,7 +14,7 @@ CONFIGS = Path(__file__).parent / "configs"
 @dataclass(frozen=True)
 class StageConfig:
     stage: int
-    data_config: str
+    data_config: str | dict[str, float]  # a config, or {config: weight} to mix (training/store.py)
     batch_size: int  # global, in sequences
     micro_batch_size: int
     lr: float

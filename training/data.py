@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from schemas.outputs import require_finished
-from speechinstruct.templates import SYSTEM, parse, segments
+from speechinstruct.templates import ASSISTANT, EOA, EOH, HUMAN, SYSTEM, parse, segments
 from training.tokens import SpeechTokenizer
 
 IGNORE = -100
@@ -114,6 +114,29 @@ def released_sample(
     except KeyError as e:
         raise BadRow("does_not_encode", str(e)) from None
     return ids, len(asked)
+
+
+def chat_sample(row: dict, tokenizer: SpeechTokenizer, head: list[int]):
+    """A ``text_chat`` row → ``(ids, loss_mask)``: after ``head``, every turn as
+    ``[Human]: {human}<eoh> [SpeechGPT]: {answer}<eoa>``, then ``</s>``; the loss on each
+    answer (with its ``<eoa>``) and on ``</s>``, never on what the human said."""
+    human, answer = row.get("human"), row.get("answer")
+    if not isinstance(human, list) or not isinstance(answer, list) or not human:
+        raise BadRow("missing_field", "human and answer must be lists of turns")
+    if len(human) != len(answer) or not all(isinstance(t, str) for t in human + answer):
+        raise BadRow("does_not_parse", f"{len(human)} human turns, {len(answer)} answers")
+    ids, mask = list(head), [False] * len(head)
+    try:
+        for asked, said in zip(human, answer, strict=True):
+            question = tokenizer.encode(
+                [("markup", HUMAN), ("text", asked), ("markup", f"{EOH} {ASSISTANT}")]
+            )
+            reply = tokenizer.encode([("text", said), ("markup", EOA)])
+            ids += question + reply
+            mask += [False] * len(question) + [True] * len(reply)
+    except (ValueError, KeyError) as e:
+        raise BadRow("does_not_encode", str(e)) from None
+    return [*ids, tokenizer.eos], np.array([*mask, True])
 
 
 def labels(ids, prompt_length: int) -> np.ndarray:

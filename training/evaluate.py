@@ -1,5 +1,7 @@
 """``speechgpt eval``: held-out loss per config, ASR word error rate, and (given an
-OpenAI-compatible endpoint) the ChatGPT Score of Appendix F on S2SIF, S2TIF, T2SIF, T2TIF."""
+OpenAI-compatible endpoint) the ChatGPT Score of Appendix F on S2SIF, S2TIF, T2SIF, T2TIF;
+with ``--task continuation``, the speech continuation of §6.2 scored by ASR-PPL
+(``training/continuation.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import torch
 
+from speechinstruct.instructions import PROMPTING
 from speechinstruct.t2u.model import normalize_text
-from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse_answer, segments
+from speechinstruct.templates import CROSS_MODAL, parse_answer, segments
+from training import continuation, released
 from training import data as stage_data
-from training import released
 from training.model import STYLES, add_device_arguments, load_for_inference, prompt_style
 from training.tokens import SpeechTokenizer
 
@@ -129,21 +132,49 @@ def judge(client, model: str, inst: str, resp: str) -> float | None:
 
 def run(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="speechgpt eval", description=__doc__)
+    parser.add_argument(
+        "--task",
+        choices=("instruction", "continuation"),
+        default="instruction",
+        help="instruction: held-out loss, ASR WER, ChatGPT Score (the default); "
+        "continuation: §6.2's ASR-PPL",
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--lora", help="a stage-3 adapter on top of --model")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--max-samples", type=int, default=50, help="per config and task")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--judge-model", help="chat model for the ChatGPT Score (Appendix F)")
-    parser.add_argument("--base-url", help="an OpenAI-compatible endpoint for the judge")
-    parser.add_argument("--output", help="where to write eval.json (default: beside the model)")
     parser.add_argument(
+        "--max-samples",
+        type=int,
+        help="instruction: rows per config and task (default 50); "
+        "continuation: utterances (default 100)",
+    )
+    parser.add_argument(
+        "--output",
+        help="where to write eval.json (default: beside the model); with --task "
+        "continuation, the folder for continuation.json and .png (default: the model's)",
+    )
+    add_device_arguments(parser)
+    group = parser.add_argument_group("--task instruction (the default)")
+    group.add_argument("--data", help="a published SpeechInstruct dataset (needed)")
+    group.add_argument("--max-new-tokens", type=int, help="default 256")
+    group.add_argument("--judge-model", help="chat model for the ChatGPT Score (Appendix F)")
+    group.add_argument("--base-url", help="an OpenAI-compatible endpoint for the judge")
+    group.add_argument(
         "--prompt-style",
         choices=STYLES,
         help="how to ask: paper or released (default: what the model records)",
     )
-    add_device_arguments(parser)
+    continuation.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.task == "continuation":
+        continuation.check(args, parser)
+        return continuation.run(args)
+    if args.data is None:
+        parser.error("--task instruction needs --data")
+    for flag in ("units", "vocoder", "ppl_model"):
+        if getattr(args, flag) is not None:
+            parser.error(f"--{flag.replace('_', '-')} is for --task continuation")
+    args.max_samples = 50 if args.max_samples is None else args.max_samples
+    args.max_new_tokens = 256 if args.max_new_tokens is None else args.max_new_tokens
     import jiwer
 
     model, tokenizer = load_for_inference(args.model, args.lora, args.device, args.dtype)
@@ -161,7 +192,8 @@ def run(argv: list[str] | None = None) -> dict:
         "prompt_style": style,
         "loss": {},
     }
-    for config, names in (("cross_modal", CROSS_MODAL), ("chain_of_modality", CHAIN_OF_MODALITY)):
+    prompting = PROMPTING[stage_data.dataset_info(args.data).get("prompting", "com")]
+    for config, names in (("cross_modal", CROSS_MODAL), ("chain_of_modality", prompting)):
         try:
             rows = stage_data.load_split(args.data, config, "validation")
         except ValueError:  # no validation split in this dataset

@@ -207,6 +207,17 @@ class Talker:
         fields = {"description": description, "text": text, "speech": []}
         return self.head + self.st.encode(segments("tts", **fields)[0]) + [self.st.sosp]
 
+    def continue_units(self, units: list[int]) -> list[int]:
+        """Stage 1's task (§6.2's speech continuation): the units that follow ``<sosp>``
+        + ``units`` (no ``<eosp>``), at least one and up to ``<eosp>`` or ``max_units``."""
+        ids = [self.st.sosp, *self.st.unit_ids(units).tolist()]
+        if len(ids) + self.settings.max_units > self.window:
+            raise TalkError(
+                f"a {len(units)}-unit prompt and up to {self.settings.max_units} new units "
+                f"do not fit the {self.window}-token context"
+            )
+        return self._speech(ids)
+
     def _released_turn(
         self, text: str | None, wave: np.ndarray | None, reply: str, start: float
     ) -> Turn:

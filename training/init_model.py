@@ -9,6 +9,7 @@ import argparse
 from dataclasses import dataclass
 
 import torch
+from datasets import get_dataset_config_names
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -31,11 +32,18 @@ class ModelPreset:
 
 def dataset_texts(data: str) -> list[str]:
     texts = [SYSTEM, *descriptions.load("asr"), *descriptions.load("tts")]
-    wanted = {"cross_modal": ["text"], "chain_of_modality": ["text_instruction", "text_response"]}
+    wanted = {
+        "cross_modal": ["text"],
+        "chain_of_modality": ["text_instruction", "text_response"],
+        "text_chat": ["human", "answer"],
+    }
     for config, columns in wanted.items():
+        if config not in get_dataset_config_names(data):
+            continue  # a dataset published before text_chat existed
         rows = load_split(data, config, "train")
         for column in columns:
-            texts += rows[column]
+            for value in rows[column]:
+                texts += value if isinstance(value, list) else [value]
     return texts
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from training import data as stage_data
 from training import store
 from training.tokens import SpeechTokenizer
-from training.train import add_arguments, load_config, recipe_of, stage_tokenizer
+from training.train import add_arguments, load_config, load_rows, recipe_of, stage_tokenizer
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -23,8 +22,8 @@ def run(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = load_config(parser, args)
     st = SpeechTokenizer(stage_tokenizer(cfg, args.base_model, args.data, args.num_units))
-    rows = stage_data.load_split(args.data, cfg.data_config, "train")
     recipe = recipe_of(cfg, args.data, args.prompt_style)
+    rows = load_rows(args.data, recipe)
     folder = store.prepare(rows, st, recipe, args.cache_dir)
     meta = store.TokenStore(folder).meta
     print(f"prepare: {folder}\nprepare: {json.dumps(meta)}")

@@ -2,11 +2,15 @@
 every rank reads through ``numpy.memmap`` (as Megatron's ``.bin``/``.idx``).
 
 A store is a folder of ``tokens.bin`` (ids as uint16 when the vocabulary fits, else
-uint32), ``offsets.bin`` (int64, one more than the samples), ``prompt_lengths.bin``
-(int32: how many leading ids of each sample are prompt, masked from the loss) and
-``meta.json``, written last. It lives in ``<cache>/token-stores/`` under a key made of the
-dataset's fingerprint, the tokenizer's hash and the stage's settings, so a second run (or
-another rank) finds it; it is built in a temporary folder and renamed into place whole.
+uint32), ``offsets.bin`` (int64, one more than the samples), ``loss_mask.bin`` (uint8, one
+per token: 1 where the token is a target; stages 2–3) and ``meta.json``, written last. It
+lives in ``<cache>/token-stores/`` under a key made of the dataset's fingerprint, the
+tokenizer's hash and the stage's settings, so a second run (or another rank) finds it; it
+is built in a temporary folder and renamed into place whole.
+
+A stage may mix several data configs with weights (``{cross_modal: 1.0, text_chat: 0.5}``):
+a weight is how many times each row of its config is used per epoch; a fraction takes a
+subset drawn by the stage's seed. The samples of each config are counted in ``meta.json``.
 
 Rows that cannot be parsed or encoded are skipped and counted by reason; over
 ``MAX_BAD_SHARE`` of them stops the build with the counts. Samples over ``max_length``
@@ -29,12 +33,13 @@ import numpy as np
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, SYSTEM
+from speechinstruct.instructions import PROMPTING
+from speechinstruct.templates import CROSS_MODAL, SYSTEM
 from training import data as stage_data
 from training.released import ReleasedTokenizer
 from training.tokens import SpeechTokenizer
 
-VERSION = 1
+VERSION = 2
 META = "meta.json"
 MAX_BAD_SHARE = 0.01
 BATCH_ROWS = 1000
@@ -68,14 +73,27 @@ class Recipe:
     """What decides a store's contents besides the rows and the tokenizer."""
 
     stage: int
-    data_config: str
+    data_config: str | tuple[tuple[str, float], ...]  # a config, or (config, weight) pairs
     max_length: int
     system: str = SYSTEM
     style: str = "paper"  # or "released": rows in the released SpeechGPT's format
+    seed: int = 0  # draws the rows of a fractional weight
+    prompting: str = "com"  # or "standard": chain_of_modality rows in Appendix E's templates
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return CROSS_MODAL if self.stage == 2 else CHAIN_OF_MODALITY
+    def mix(self) -> tuple[tuple[str, float], ...]:
+        """``(config, weight)`` pairs."""
+        if isinstance(self.data_config, str):
+            return ((self.data_config, 1.0),)
+        return tuple((str(c), float(w)) for c, w in self.data_config)
+
+    @property
+    def label(self) -> str:
+        return "+".join(c for c, _ in self.mix)
+
+    def names(self, config: str) -> tuple[str, ...]:
+        """The templates the rows of ``config`` are parsed against."""
+        return CROSS_MODAL if config == "cross_modal" else PROMPTING[self.prompting]
 
 
 def store_key(fingerprint: str, tok_hash: str, recipe: Recipe) -> str:
@@ -84,32 +102,37 @@ def store_key(fingerprint: str, tok_hash: str, recipe: Recipe) -> str:
 
 
 class _Writer:
-    """Appends samples to the three arrays, a few MB at a time."""
+    """Appends samples to the arrays, a few MB at a time."""
 
-    def __init__(self, folder: Path, dtype):
+    def __init__(self, folder: Path, dtype, masks: bool):
         self.dtype, self.total = dtype, 0
-        names = ("tokens", "offsets", "prompt_lengths")
+        names = ("tokens", "offsets", "loss_mask") if masks else ("tokens", "offsets")
         self.files = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115
         self.pending: list[np.ndarray] = []
-        self.offsets, self.prompts = [0], []
+        self.masks: list[np.ndarray] = []
+        self.offsets = [0]
         self.pending_tokens = 0
+        self.samples = 0
 
-    def add(self, ids, prompt_length: int) -> None:
+    def add(self, ids, mask) -> None:
         ids = np.asarray(ids).astype(self.dtype, copy=False)
         self.pending.append(ids)
+        if "loss_mask" in self.files:
+            self.masks.append(np.asarray(mask, dtype=np.uint8))
         self.total += len(ids)
+        self.samples += 1
         self.pending_tokens += len(ids)
         self.offsets.append(self.total)
-        self.prompts.append(prompt_length)
         if self.pending_tokens >= FLUSH_TOKENS:
             self.flush()
 
     def flush(self) -> None:
         if self.pending:
             self.files["tokens"].write(np.concatenate(self.pending).tobytes())
+        if self.masks:
+            self.files["loss_mask"].write(np.concatenate(self.masks).tobytes())
         self.files["offsets"].write(np.asarray(self.offsets, dtype=np.int64).tobytes())
-        self.files["prompt_lengths"].write(np.asarray(self.prompts, dtype=np.int32).tobytes())
-        self.pending, self.offsets, self.prompts, self.pending_tokens = [], [], [], 0
+        self.pending, self.masks, self.offsets, self.pending_tokens = [], [], [], 0
 
     def close(self) -> None:
         if not self.files["tokens"].closed:
@@ -129,29 +152,53 @@ def _unit_rows(rows, tokenizer: SpeechTokenizer):
             units = None if n < 0 else flat[start : start + n]
             start += max(n, 0)
             try:
-                yield stage_data.unit_sample(units, tokenizer), 0
+                yield stage_data.unit_sample(units, tokenizer), None
             except stage_data.BadRow as e:
                 yield e
 
 
-def _instruction_rows(rows, tokenizer: SpeechTokenizer, recipe: Recipe):
+def _encoder(config: str, tokenizer: SpeechTokenizer, recipe: Recipe):
+    """Row → ``(ids, loss_mask)`` for the rows of ``config``; raises ``BadRow``."""
+    head = stage_data.prompt_head(tokenizer, recipe.system)
+    if config == "text_chat":
+        return lambda row: stage_data.chat_sample(row, tokenizer, head)
     if recipe.style == "released":
         released_tokenizer = ReleasedTokenizer(tokenizer.tok)
         encode = lambda row: stage_data.released_sample(row, tokenizer, released_tokenizer)  # noqa: E731
     else:
-        head = stage_data.prompt_head(tokenizer, recipe.system)
-        encode = lambda row: stage_data.instruction_sample(row, tokenizer, recipe.names, head)  # noqa: E731
-    for batch in rows.iter(batch_size=BATCH_ROWS):
-        for prompt, response in zip(batch["prompt"], batch["response"], strict=True):
+        names = recipe.names(config)
+        encode = lambda row: stage_data.instruction_sample(row, tokenizer, names, head)  # noqa: E731
+
+    def masked(row):
+        ids, prompt_length = encode(row)
+        return ids, np.arange(len(ids)) >= prompt_length
+
+    return masked
+
+
+def _instruction_rows(rows, tokenizer: SpeechTokenizer, recipe: Recipe, config: str):
+    encode = _encoder(config, tokenizer, recipe)
+    columns = ["human", "answer"] if config == "text_chat" else ["prompt", "response"]
+    for batch in rows.select_columns(columns).iter(batch_size=BATCH_ROWS):
+        for values in zip(*(batch[c] for c in columns), strict=True):
             try:
-                ids, n = encode({"prompt": prompt, "response": response})
+                ids, mask = encode(dict(zip(columns, values, strict=True)))
             except stage_data.BadRow as e:
                 yield e
                 continue
             if len(ids) > recipe.max_length:
                 yield stage_data.BadRow("too_long")
             else:
-                yield ids, n
+                yield ids, mask
+
+
+def _uses(n: int, weight: float, seed: int, config: str) -> np.ndarray:
+    """The row indices a config contributes: each row ``floor(weight)`` times, plus a
+    subset of ``round(frac(weight) · n)`` rows drawn by ``seed``."""
+    whole, part = divmod(weight, 1.0)
+    rng = np.random.default_rng([seed, int(hashlib.sha256(config.encode()).hexdigest()[:8], 16)])
+    subset = np.sort(rng.permutation(n)[: round(part * n)])
+    return np.concatenate([np.tile(np.arange(n), int(whole)), subset]).astype(np.int64)
 
 
 def build(
@@ -163,44 +210,62 @@ def build(
     fingerprint: str = "",
     progress: bool = True,
 ) -> Path:
-    """Tokenize ``rows`` (a ``datasets.Dataset``) into a store at ``folder``, whole or not at all.
+    """Tokenize ``rows`` (a ``datasets.Dataset``, or ``{config: Dataset}`` for a mix) into a
+    store at ``folder``, whole or not at all.
 
     Raises:
         TooManyBadRows: more than ``MAX_BAD_SHARE`` of the rows could not be used.
         ValueError: no usable row at all.
     """
+    tables = by_config(rows, recipe)
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     vocab = len(st.tok)
     dtype = np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32
-    writer = _Writer(partial, dtype)
+    writer = _Writer(partial, dtype, masks=recipe.stage != 1)
     counts: Counter = Counter()
+    configs: dict[str, dict] = {}
     tic = time.perf_counter()
-    samples = _unit_rows(rows, st) if recipe.stage == 1 else _instruction_rows(rows, st, recipe)
     try:
-        for item in tqdm(
-            samples,
-            total=len(rows),
-            desc=f"token store, stage {recipe.stage}",
-            unit=" rows",
-            disable=not progress,
-            mininterval=5,
-        ):
-            if isinstance(item, stage_data.BadRow):
-                counts[item.reason] += 1
+        for config, weight in recipe.mix:
+            table = tables[config]
+            if weight != 1.0:
+                table = table.select(_uses(len(table), weight, recipe.seed, config))
+            if recipe.stage == 1:
+                samples = _unit_rows(table, st)
             else:
-                writer.add(*item)
+                samples = _instruction_rows(table, st, recipe, config)
+            first_sample, first_token = writer.samples, writer.total
+            for item in tqdm(
+                samples,
+                total=len(table),
+                desc=f"token store, stage {recipe.stage}, {config}",
+                unit=" rows",
+                disable=not progress,
+                mininterval=5,
+            ):
+                if isinstance(item, stage_data.BadRow):
+                    counts[item.reason] += 1
+                else:
+                    writer.add(*item)
+            configs[config] = {
+                "weight": weight,
+                "rows": len(table),
+                "samples": writer.samples - first_sample,
+                "tokens": writer.total - first_token,
+            }
         writer.close()
+        total_rows = sum(c["rows"] for c in configs.values())
         bad = {k: v for k, v in counts.items() if k != "too_long"}
         n_bad = sum(bad.values())
-        if len(rows) and n_bad / len(rows) > MAX_BAD_SHARE:
+        if total_rows and n_bad / total_rows > MAX_BAD_SHARE:
             raise TooManyBadRows(
-                f"{n_bad} of {len(rows)} rows of {recipe.data_config} could not be used "
+                f"{n_bad} of {total_rows} rows of {recipe.label} could not be used "
                 f"(over {MAX_BAD_SHARE:.0%}): {dict(sorted(bad.items()))}"
             )
-        samples_kept = len(rows) - sum(counts.values())
+        samples_kept = total_rows - sum(counts.values())
         if not samples_kept:
-            raise ValueError(f"no training samples in {recipe.data_config} ({dict(counts)})")
+            raise ValueError(f"no training samples in {recipe.label} ({dict(counts)})")
         meta = {
             "version": VERSION,
             "recipe": recipe.__dict__,
@@ -208,9 +273,10 @@ def build(
             "tokenizer": tokenizer_hash(st.tok),
             "dtype": np.dtype(dtype).name,
             "vocab": vocab,
-            "rows": len(rows),
+            "rows": total_rows,
             "samples": samples_kept,
             "tokens": writer.total,
+            "configs": configs,
             "dropped_too_long": counts.pop("too_long", 0),
             "skipped": dict(sorted(counts.items())),
             "build_seconds": round(time.perf_counter() - tic, 3),
@@ -229,6 +295,18 @@ def build(
     return folder
 
 
+def by_config(rows, recipe: Recipe) -> dict:
+    """``{config: Dataset}`` of a recipe: ``rows`` is that already, or one config's rows."""
+    if isinstance(rows, dict):
+        return rows
+    ((config, _),) = recipe.mix
+    return {config: rows}
+
+
+def fingerprint_of(rows, recipe: Recipe) -> str:
+    return "+".join(table._fingerprint for table in by_config(rows, recipe).values())
+
+
 class TokenStore:
     """A finished store, memory-mapped."""
 
@@ -237,7 +315,8 @@ class TokenStore:
         self.meta = json.loads((self.folder / META).read_text())
         self.tokens = self._map("tokens", self.meta["dtype"])
         self.offsets = self._map("offsets", np.int64)
-        self.prompt_lengths = self._map("prompt_lengths", np.int32)
+        if self.meta["recipe"]["stage"] != 1:
+            self.loss_mask = self._map("loss_mask", np.uint8)
 
     def _map(self, name: str, dtype) -> np.ndarray:
         return np.memmap(self.folder / f"{name}.bin", dtype=dtype, mode="r")
@@ -247,7 +326,7 @@ class TokenStore:
 
 
 class Instructions:
-    """Stages 2–3: sample ``i`` is the store's sample ``i``, its prompt masked."""
+    """Stages 2–3: sample ``i`` is the store's sample ``i``; only its targets are labels."""
 
     def __init__(self, store: TokenStore):
         self.store = store
@@ -256,10 +335,11 @@ class Instructions:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, list[int]]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.store
-        ids = np.asarray(s.tokens[s.offsets[i] : s.offsets[i + 1]], dtype=np.int64)
-        return ids, stage_data.labels(ids, int(s.prompt_lengths[i]))
+        span = slice(s.offsets[i], s.offsets[i + 1])
+        ids = np.asarray(s.tokens[span], dtype=np.int64)
+        return ids, np.where(s.loss_mask[span].astype(bool), ids, stage_data.IGNORE)
 
 
 class Blocks:
@@ -296,8 +376,8 @@ def open_samples(store: TokenStore, block: int) -> Instructions | Blocks:
 
 def locate(rows, tokenizer: SpeechTokenizer, recipe: Recipe, cache: Path | None = None) -> Path:
     """Where the store of these rows, tokenizer and recipe lives (built or not)."""
-    key = store_key(rows._fingerprint, tokenizer_hash(tokenizer.tok), recipe)
-    name = f"stage{recipe.stage}-{recipe.data_config}-{key}"
+    key = store_key(fingerprint_of(rows, recipe), tokenizer_hash(tokenizer.tok), recipe)
+    name = f"stage{recipe.stage}-{recipe.label}-{key}"
     return (cache or cache_root()) / "token-stores" / name
 
 
@@ -308,7 +388,8 @@ def prepare(
     folder = locate(rows, st, recipe, cache)
     _failed(folder).unlink(missing_ok=True)  # an earlier attempt's
     if not (folder / META).exists():
-        build(rows, st, recipe, folder, fingerprint=rows._fingerprint, progress=progress)
+        fingerprint = fingerprint_of(rows, recipe)
+        build(rows, st, recipe, folder, fingerprint=fingerprint, progress=progress)
     return folder
 
 

@@ -78,10 +78,22 @@ def stage_tokenizer(cfg, base_model: str, data: str, num_units: int | None):
 
 def recipe_of(cfg, data: str, style: str | None) -> store.Recipe:
     """The stage's settings that decide its token store; the prompt style from the flag,
-    else from the dataset (an imported release file is ``released``)."""
+    else from the dataset (an imported release file is ``released``); the chain-of-modality
+    rows' templates from the prompting the dataset's ``build.json`` records."""
+    mix = cfg.data_config
     return store.Recipe(
-        cfg.stage, cfg.data_config, cfg.max_length, style=style or stage_data.dataset_style(data)
+        cfg.stage,
+        mix if isinstance(mix, str) else tuple(mix.items()),
+        cfg.max_length,
+        style=style or stage_data.dataset_style(data),
+        seed=cfg.seed,
+        prompting=stage_data.dataset_info(data).get("prompting", "com"),
     )
+
+
+def load_rows(data: str, recipe: store.Recipe) -> dict:
+    """The training rows of each data config the recipe mixes."""
+    return {config: stage_data.load_split(data, config, "train") for config, _ in recipe.mix}
 
 
 def prepare_store(
@@ -90,7 +102,7 @@ def prepare_store(
     """Rank 0 finds or builds the stage's token store; the other ranks wait for it."""
     folder = None
     if ranks.main:
-        rows = stage_data.load_split(data, recipe.data_config, "train")
+        rows = load_rows(data, recipe)
         folder = store.locate(rows, tokenizer, recipe, cache)
         ranks.say(f"train: token store {folder}")
         ranks.share(folder)
@@ -174,7 +186,7 @@ def run(argv: list[str] | None = None) -> dict:
     samples = store.open_samples(token_store, cfg.max_length)
     meta = token_store.meta
     ranks.say(
-        f"train: {len(samples)} samples from {cfg.data_config} ({meta['tokens']} tokens); "
+        f"train: {len(samples)} samples from {recipe.label} ({meta['tokens']} tokens); "
         f"dropped over {cfg.max_length} tokens: {meta['dropped_too_long']}; "
         f"skipped rows: {meta['skipped'] or 'none'}"
     )
@@ -277,6 +289,7 @@ def run(argv: list[str] | None = None) -> dict:
         "samples": len(samples),
         "rows": meta["rows"],
         "tokens": meta["tokens"],
+        "configs": meta["configs"],
         "dropped_too_long": meta["dropped_too_long"],
         "skipped_rows": meta["skipped"],
         "token_store": str(token_store.folder),

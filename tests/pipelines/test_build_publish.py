@@ -52,6 +52,7 @@ def test_build_publish_and_load(made, tmp_path):
     com = sum(info["counts"]["chain_of_modality"].values())
     assert com == 4 * (len(made["chats"]) - len(rejects))
     assert sorted(info["corpora"]) == sorted(CORPORA)
+    assert info["prompting"] == "com"  # chain-of-modality templates unless --prompting says
 
     publish.run(["--input", str(tmp_path / "build"), "--output", str(tmp_path / "ds")])
     card = (tmp_path / "ds" / "README.md").read_text()

@@ -32,6 +32,7 @@ def test_every_table_has_version_and_matching_features():
         "pretrain",
         "cross_modal",
         "chain_of_modality",
+        "text_chat",
         "eval",
     }
     for name in TABLES:
@@ -130,3 +131,20 @@ def test_enums_and_reason_codes():
 def test_to_table_refuses_rows_that_do_not_fit():
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
         to_table("pretrain", [{"id": "a", "units": ["x"]}])
+
+
+def test_eval_rows_name_their_source():
+    row = {
+        "id": "eval_x",
+        "role": "",
+        "text_instruction": "Say hello.",
+        "text_response": "Hello.",
+        "speech_instruction": [1, 2],
+        "speech_response": [3],
+        "source": "eval-extra",
+    }
+    validate(to_table("eval", [row, {**row, "id": "eval_y", "source": "speechinstruct"}]))
+    with pytest.raises(SchemaError, match="column 'source', row 0: 'alpaca'"):
+        validate(to_table("eval", [{**row, "source": "alpaca"}]))
+    with pytest.raises(SchemaError, match="column 'source', row 0: null"):
+        validate(to_table("eval", [{k: v for k, v in row.items() if k != "source"}]))

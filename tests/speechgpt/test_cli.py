@@ -1,9 +1,16 @@
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
+from schemas import SAMPLE_RATE
 from speechgpt.cli import JOBS, main
 from tests.processes import child_env
+from vocoder import HOP
 
 
 def test_help_lists_jobs(capsys):
@@ -43,6 +50,28 @@ def test_demo_runs_the_chain_and_reuses_steps(tmp_path):
     for stage in (1, 2, 3):
         assert f"[train stage {stage}] loss" in first
     assert (tmp_path / "models" / "stage3" / "adapter_config.json").exists()
+    answer = _spoken_answer(first, tmp_path)
     second = subprocess.run(cmd, capture_output=True, text=True, check=True, env=child_env())
     second = second.stdout
     assert "[corpus] reusing" in second and "[tokenize gigaspeech] reusing" in second
+    assert second.splitlines()[-2:] == answer  # the reused answer, said again
+
+
+def _spoken_answer(out: str, demo: Path) -> list[str]:
+    """The demo's last two lines, ``answer text:`` and ``answer wav:``, checked against
+    talk's record and the wav; returns them."""
+    *_, text, wav = out.splitlines()
+    said = json.loads((demo / "talk" / "answer.json").read_text())
+    assert text == f"answer text: {said['text']}"
+    assert wav == f"answer wav: {demo / 'talk' / 'answer.wav'}" == f"answer wav: {said['wav']}"
+    audio, rate = sf.read(demo / "talk" / "answer.wav", dtype="float32")
+    assert rate == SAMPLE_RATE and audio.ndim == 1 and np.abs(audio).max() > 0
+    # talk's own line: "answer speech: N units, S s (…)"; each unit lasts the vocoder's
+    # mean run length of it (at least one 320-sample frame)
+    units, seconds = re.search(r"^answer speech: (\d+) units, ([\d.]+) s", out, re.M).groups()
+    assert int(units) == said["units"] > 0
+    assert float(seconds) == round(len(audio) / SAMPLE_RATE, 1)
+    frames = np.maximum(1, np.rint(np.load(demo / "vocoder" / "unit_durations.npy")))
+    assert len(audio) % HOP == 0
+    assert int(units) * frames.min() <= len(audio) // HOP <= int(units) * frames.max()
+    return [text, wav]

@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from speechinstruct.templates import render
 from training import engine, sampler, store
-from training.data import IGNORE
+from training.data import IGNORE, BadRow, chat_sample, prompt_head
 from training.tokens import SpeechTokenizer
 
 from .test_tokens import _tiny
@@ -49,7 +49,8 @@ def test_stage1_blocks_are_the_stream_of_unit_samples(st, tmp_path):
     s = store.TokenStore(store.prepare(rows, st, recipe, tmp_path, progress=False))
     stream = np.concatenate([[st.sosp, *st.unit_ids(u), st.eosp, st.eos] for u in rows["units"]])
     assert s.tokens.dtype == np.uint16 and np.array_equal(s.tokens, stream)
-    assert len(s) == 60 and s.offsets[-1] == len(stream) and not s.prompt_lengths.any()
+    assert len(s) == 60 and s.offsets[-1] == len(stream)
+    assert not (s.folder / "loss_mask.bin").exists()  # stage 1 learns every token
     blocks = store.open_samples(s, 64)
     assert len(blocks) == len(stream) // 64 and blocks.efficiency == 1.0
     assert blocks.dropped_tail_tokens == len(stream) % 64
@@ -75,7 +76,9 @@ def test_stage2_samples_mask_the_prompt_and_count_bad_rows(st, tmp_path):
     assert s.meta["dropped_too_long"] == 1 and s.meta["samples"] == len(s) == 300
     samples = store.open_samples(s, 512)
     ids, labels = samples[7]
-    n = int(s.prompt_lengths[7])
+    mask = np.asarray(s.loss_mask[s.offsets[7] : s.offsets[8]], dtype=bool)
+    n = int(mask.argmax())  # the prompt, then the response: one span of targets
+    assert n > 0 and not mask[:n].any() and mask[n:].all()
     assert (labels[:n] == IGNORE).all() and np.array_equal(labels[n:], ids[n:])
     assert st.tok.decode(ids[n:]) == good[7]["response"] + "</s>"
     assert st.tok.decode(ids[:n]).endswith(good[7]["prompt"].split("This is input:")[-1])
@@ -142,3 +145,71 @@ def test_rotation_keeps_the_newest_up_to_the_step_just_saved(tmp_path):
         (tmp_path / f"step{step}").mkdir()
     assert engine.rotate(tmp_path, keep=2, step=6) == ["step2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step1000", "step4", "step6"]
+
+
+def _chats(n: int) -> Dataset:
+    return Dataset.from_list(
+        [
+            {
+                "human": [f"hello number {i}", "and then?"],
+                "answer": [f"hi {i}, how can I help?", "then <eoh> we stop."],
+            }
+            for i in range(n)
+        ]
+    )
+
+
+def test_text_chat_learns_every_answer_and_no_question(st):
+    """Each turn in the template's markup; the loss on each answer with its <eoa> and on
+    </s>; a typed control string stays text."""
+    row = _chats(1)[0]
+    head = prompt_head(st)
+    ids, mask = chat_sample(row, st, head)
+    assert len(ids) == len(mask) and ids[: len(head)] == head and not mask[: len(head)].any()
+    learned = st.tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
+    assert learned == "hi 0, how can I help?<eoa>then <eoh> we stop.<eoa></s>"
+    asked = st.tok.decode(
+        [i for i, m in zip(ids[len(head) :], mask[len(head) :], strict=True) if not m]
+    )
+    assert (
+        asked == "[Human]: hello number 0<eoh> [SpeechGPT]: [Human]: and then?<eoh> [SpeechGPT]: "
+    )
+    eoh = st.tok.convert_tokens_to_ids("<eoh>")
+    assert ids.count(eoh) == 2  # the answer's typed "<eoh>" is text, not the control token
+    with pytest.raises(BadRow, match="1 human turns, 2 answers"):
+        chat_sample({"human": ["a"], "answer": ["b", "c"]}, st, head)
+
+
+def test_a_mix_uses_each_config_by_its_weight(st, tmp_path):
+    """{cross_modal: 1.0, text_chat: 0.5}: every ASR row once and a seeded half of the chats,
+    in one store; another seed draws another half; the counts are in meta.json."""
+    rows = {"cross_modal": Dataset.from_list(_asr_rows(40)), "text_chat": _chats(30)}
+    mix = (("cross_modal", 1.0), ("text_chat", 0.5))
+    s = store.TokenStore(
+        store.prepare(rows, st, store.Recipe(2, mix, 512), tmp_path, progress=False)
+    )
+    assert {c: (m["rows"], m["samples"]) for c, m in s.meta["configs"].items()} == {
+        "cross_modal": (40, 40),
+        "text_chat": (15, 15),
+    }
+    assert sum(m["tokens"] for m in s.meta["configs"].values()) == s.meta["tokens"] == len(s.tokens)
+    samples = store.open_samples(s, 512)
+    chats = [st.tok.decode(samples[i][0]) for i in range(40, 55)]
+    picked = sorted(int(c.split("hello number ")[1].split("<eoh>")[0]) for c in chats)
+    assert len(set(picked)) == 15 and all(0 <= i < 30 for i in picked)
+    again = store.TokenStore(
+        store.prepare(rows, st, store.Recipe(2, mix, 512, seed=1), tmp_path, progress=False)
+    )
+    other = sorted(
+        int(
+            st.tok.decode(store.open_samples(again, 512)[i][0])
+            .split("hello number ")[1]
+            .split("<eoh>")[0]
+        )
+        for i in range(40, 55)
+    )
+    assert other != picked and again.folder != s.folder
+    doubled = store.Recipe(2, (("cross_modal", 2.0),), 512)
+    twice = store.TokenStore(store.prepare(rows, st, doubled, tmp_path, progress=False))
+    assert twice.meta["configs"]["cross_modal"]["samples"] == 80 == len(twice)
+    assert np.array_equal(twice.tokens[: twice.offsets[40]], twice.tokens[twice.offsets[40] :])

@@ -7,8 +7,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.build import REJECTS, ParseChatFn, ReadChatsFn
+from pipelines.build import REJECTS, ChatTurnsFn, ParseChatFn, ReadChatsFn
 from pipelines.samples.moss import PREFIX, render
+from pipelines.steps.write import SPLIT
 from speechinstruct.texts import chats
 from tests.pipelines.steps.conftest import counters, run
 
@@ -90,3 +91,21 @@ def test_read_and_parse_chats(files):
         "rejected_bad_chat": 3,
     }
     assert len(TURNS) + len(expected) == len(RECORDS)
+
+
+def test_chat_turns_fn_keeps_every_turn_of_the_chats_that_parse():
+    multi = next(t for t in chats() if len(t) > 2)
+    records = [*RECORDS, {"plain_text": render(multi), "prefix": PREFIX}]
+    p = TestPipeline()
+    rows = p | beam.Create(list(enumerate(records))) | beam.ParDo(ChatTurnsFn(0.0))
+    expected = [
+        (_id(i), [h for h, _ in turns], [a for _, a in turns], "train")
+        for i, turns in enumerate([*TURNS, LONG, FRENCH])
+    ]
+    expected.append((_id(len(RECORDS)), [h for h, _ in multi], [a for _, a in multi], "train"))
+    assert_that(
+        rows | beam.Map(lambda r: (r["id"], r["human"], r["answer"], r[SPLIT])),
+        equal_to(expected),
+    )
+    assert counters(run(p), "build") == {"text_chats": len(expected)}
+    assert len(expected[-1][1]) == len(multi) > 2  # every turn of a multi-turn chat
