@@ -208,8 +208,10 @@ def run(argv: list[str] | None = None) -> None:
         )
         summary = json.loads((target / "train_summary.json").read_text())
         first, final = summary["first_loss"], summary["final_loss"]
+        configs = ", ".join(f"{c} {m['samples']}" for c, m in summary["configs"].items())
         print(
-            f"[train stage {stage}] loss {first:.3f} -> {final:.3f} over {summary['steps']} steps"
+            f"[train stage {stage}] loss {first:.3f} -> {final:.3f} over {summary['steps']} "
+            f"steps; samples: {configs}"
         )
         previous = target
 

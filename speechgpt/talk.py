@@ -6,8 +6,10 @@ or a path to an audio file; ``/reply speech|text``, ``/reset``, ``/quit``).
 The prompt is chain-of-modality (Appendix C): a spoken question is first transcribed
 (``[tq]``), then answered in text (``[ta]``), then spoken (``[ua]``) when the reply is
 speech; ``training/generate.py`` holds the engine and says how each section is generated.
-``--prompt-style released`` talks to the released SpeechGPT-7B-cm/-com in their own
-format (picked by itself when the tokenizer has no ``<eoa>`` token).
+``--prompting standard`` asks with Appendix E's templates instead (the answer goes
+straight to speech or text), for §6.1's ablation. ``--prompt-style released`` talks
+to the released SpeechGPT-7B-cm/-com in their own format (picked by itself when the
+tokenizer has no ``<eoa>`` token).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 from schemas import SAMPLE_RATE
+from speechinstruct.instructions import PROMPTING
 from training.generate import SAMPLING, Settings, Talker, TalkError, Turn, load_wave
 from training.model import STYLES, add_device_arguments
 
@@ -38,6 +41,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         choices=STYLES,
         help="paper (Appendix C templates) or released (the released "
         "SpeechGPT's format); default: what the model folder records",
+    )
+    parser.add_argument(
+        "--prompting",
+        choices=sorted(PROMPTING),
+        default="com",
+        help="com: chain-of-modality (Appendix C, the default); standard: the answer "
+        "straight to speech or text (Appendix E, the ablation of §6.1)",
     )
     parser.add_argument(
         "--sampling",
@@ -70,6 +80,7 @@ def load_talker(args: argparse.Namespace) -> Talker:
         args.prompt_style,
         args.device,
         args.dtype,
+        args.prompting,
     )
 
 
@@ -141,7 +152,10 @@ def run(argv: list[str] | None = None) -> Turn | None:
             raise TalkError("the text is empty")
     except TalkError as e:
         parser.exit(2, f"speechgpt talk: {e}\n")
-    talker = load_talker(args)
+    try:
+        talker = load_talker(args)
+    except ValueError as e:  # e.g. --prompting standard with the released prompt style
+        parser.exit(2, f"speechgpt talk: {e}\n")
     if wave is None and args.text is None:
         interact(talker, args.reply, Path(args.out).with_suffix(""))
         return None

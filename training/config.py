@@ -36,6 +36,13 @@ class StageConfig:
     adam_betas: tuple[float, float] = (0.9, 0.95)
     gradient_clipping: float = 1.0  # max gradient norm
     bucket: int = 50  # micro-batches per length-sorted mega-batch (training/sampler.py)
+    # add the unit and control tokens to the base (stage 1 always does): a stage 2 from a
+    # plain LLM, such as §6.3's text-only SFT baseline (configs/*/text_sft.yaml)
+    expand_vocabulary: bool = False
+
+    @property
+    def expands_vocabulary(self) -> bool:
+        return self.stage == 1 or self.expand_vocabulary
 
     def __post_init__(self):
         if self.dtype not in DTYPES:

@@ -183,7 +183,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="only the stable held-out 10%% of --units (default); --no-heldout for a test set",
     )
-    group.add_argument("--vocoder", help="a vocoder folder: speaks the continuations")
     group.add_argument("--ppl-model", help="a local HF causal LM folder that scores transcripts")
     group.add_argument(
         "--prompt-seconds",
@@ -215,7 +214,7 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for flag in ("units", "vocoder", "ppl_model"):
         if getattr(args, flag) is None:
             parser.error(f"--task continuation needs --{flag.replace('_', '-')}")
-    for flag in ("data", "judge_model", "base_url", "prompt_style", "max_new_tokens"):
+    for flag in ("data", "judge_model", "base_url", "prompt_style", "prompting", "max_new_tokens"):
         if getattr(args, flag, None) is not None:
             parser.error(f"--{flag.replace('_', '-')} is not used by --task continuation")
     if args.prompt_seconds <= 0:

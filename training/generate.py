@@ -3,11 +3,13 @@
 ``Talker`` holds a model, its tokenizer, a unit extractor and a vocoder, with the
 conversation so far. The prompt is chain-of-modality (Appendix C): speech in → the model
 first transcribes (``[tq]``), then answers in text (``[ta]``), then speaks the answer
-(``[ua]``) when the reply is speech. The template's markup (``[tq] ``, ``; [ta] ``,
-``; [ua] <sosp>``, ``<eoa>``) is put in by us, the words and units are the model's: each
-section is generated on its own, text sections stop at ``;``, ``[`` or an end token and
-may not hold unit tokens, the speech section holds only unit tokens and ends at
-``<eosp>``. So every answer parses, whatever the model's training stage.
+(``[ua]``) when the reply is speech. With ``prompting="standard"`` (Appendix E, the
+ablation of §6.1) the answer goes straight to ``[ua]`` or ``[ta]``, with no text step.
+The template's markup (``[tq] ``, ``; [ta] ``, ``; [ua] <sosp>``, ``<eoa>``) is put in by
+us, the words and units are the model's: each section is generated on its own, text
+sections stop at ``;``, ``[`` or an end token and may not hold unit tokens, the speech
+section holds only unit tokens and ends at ``<eosp>``. So every answer parses, whatever
+the model's training stage.
 
 With the ``released`` prompt style (the released SpeechGPT-7B-cm/-com), the question is
 put as the reference's CLI put it (its system prompt and ``[Human]: … <eoh>.
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from schemas import SAMPLE_RATE
+from speechinstruct.instructions import FORMATS, PROMPTING
 from speechinstruct.templates import EOA, segments
 from speechinstruct.units import reduce
 from training import data as stage_data
@@ -105,10 +108,16 @@ class Talker:
         vocoder,
         settings: Settings | None = None,
         style: str = "paper",
+        prompting: str = "com",
     ):
         if style not in STYLES:
             raise ValueError(f"prompt style {style!r}: choose from {', '.join(STYLES)}")
+        if prompting not in PROMPTING:
+            raise ValueError(f"prompting {prompting!r}: choose from {', '.join(PROMPTING)}")
+        if style == "released" and prompting != "com":
+            raise ValueError("the released prompt style has chain-of-modality prompting only")
         self.model, self.st, self.style = model, SpeechTokenizer(tokenizer), style
+        self.templates = dict(zip(FORMATS, PROMPTING[prompting], strict=True))
         self.extractor, self.vocoder = extractor, vocoder
         self.settings = settings or Settings()
         self.history: list[list[int]] = []  # token ids of each earlier turn, question + answer
@@ -140,10 +149,11 @@ class Talker:
         style: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
+        prompting: str = "com",
     ) -> Talker:
         net, tokenizer = load_for_inference(model, lora, device, dtype)
         style = style or prompt_style(lora or model, tokenizer)
-        return cls(net, tokenizer, extractor, vocoder, settings, style)
+        return cls(net, tokenizer, extractor, vocoder, settings, style, prompting)
 
     def reset(self) -> None:
         self.history.clear()
@@ -170,17 +180,22 @@ class Talker:
                 raise TalkError("the text is empty")
             name = "t2s" if reply == "speech" else "t2t"
             fields = {"text_instruction": text.strip()}
-        question = self.st.encode(segments(name, **_blank(fields))[0])
+        template = self.templates[name]
+        question = self.st.encode(segments(template, **_blank(fields))[0])
         dropped = self._fit(question)
         context = self.head + [i for past in self.history for i in past] + question
 
-        answer, transcript = [], None
-        if name in ("s2s", "s2t"):
-            transcript = self._text(context, answer, "[tq] ")
-        said = self._text(context, answer, "[ta] " if transcript is None else "; [ta] ")
-        units: list[int] = []
-        if reply == "speech":
-            units = self._units(context, answer)
+        answer, transcript, said, units = [], None, "", []
+        if template == name:  # chain of modality: [tq] (speech in), [ta], then [ua]
+            if name in ("s2s", "s2t"):
+                transcript = self._text(context, answer, "[tq] ")
+            said = self._text(context, answer, "[ta] " if transcript is None else "; [ta] ")
+            if reply == "speech":
+                units = self._units(context, answer, "; [ua] ")
+        elif reply == "speech":  # standard prompting: the answer is [ua] or [ta] alone
+            units = self._units(context, answer, "[ua] ")
+        else:
+            said = self._text(context, answer, "[ta] ")
         answer += self.st.markup(EOA)
         self.history.append(question + answer)
         audio = None
@@ -285,8 +300,8 @@ class Talker:
     def _text_done(self, new: list[int]) -> bool:
         return new[-1] in self.ends or any(c in self.st.tok.decode(new[-1:]) for c in STOPS)
 
-    def _units(self, context: list[int], answer: list[int]) -> list[int]:
-        answer += [*self.st.markup("; [ua] "), self.st.sosp]
+    def _units(self, context: list[int], answer: list[int], markup: str) -> list[int]:
+        answer += [*self.st.markup(markup), self.st.sosp]
         units = self._speech(context + answer)
         answer += [self.st.unit0 + u for u in units] + [self.st.eosp]
         return units

@@ -203,7 +203,7 @@ def _uses(n: int, weight: float, seed: int, config: str) -> np.ndarray:
 
 def build(
     rows,
-    st: SpeechTokenizer,
+    tokenizer: SpeechTokenizer,
     recipe: Recipe,
     folder: Path,
     *,
@@ -220,7 +220,7 @@ def build(
     tables = by_config(rows, recipe)
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    vocab = len(st.tok)
+    vocab = len(tokenizer.tok)
     dtype = np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32
     writer = _Writer(partial, dtype, masks=recipe.stage != 1)
     counts: Counter = Counter()
@@ -232,9 +232,9 @@ def build(
             if weight != 1.0:
                 table = table.select(_uses(len(table), weight, recipe.seed, config))
             if recipe.stage == 1:
-                samples = _unit_rows(table, st)
+                samples = _unit_rows(table, tokenizer)
             else:
-                samples = _instruction_rows(table, st, recipe, config)
+                samples = _instruction_rows(table, tokenizer, recipe, config)
             first_sample, first_token = writer.samples, writer.total
             for item in tqdm(
                 samples,
@@ -270,7 +270,7 @@ def build(
             "version": VERSION,
             "recipe": recipe.__dict__,
             "fingerprint": fingerprint,
-            "tokenizer": tokenizer_hash(st.tok),
+            "tokenizer": tokenizer_hash(tokenizer.tok),
             "dtype": np.dtype(dtype).name,
             "vocab": vocab,
             "rows": total_rows,

@@ -1,7 +1,9 @@
 """``speechgpt train --stage 1|2|3``: one stage of SpeechGPT training on DeepSpeed (§4.2).
 
 Stage 1 learns unit sequences (``pretrain``), stage 2 cross-modal instructions
-(``cross_modal``), stage 3 chain-of-modality with LoRA (``chain_of_modality``). Each stage
+(``cross_modal``) mixed with text chats (``text_chat``, §5.1), stage 3 chain-of-modality
+with LoRA (``chain_of_modality``); ``configs/*/text_sft.yaml`` is §6.3's text-only SFT
+baseline (stage 2 on ``text_chat`` alone, from the plain base LLM). Each stage
 starts from ``--base-model`` (stage 1: any causal LM, expanded here; stage 2: stage 1's
 output; stage 3: stage 2's).
 
@@ -66,9 +68,10 @@ def _mean_loss(rows: list[dict]) -> float:
 
 
 def stage_tokenizer(cfg, base_model: str, data: str, num_units: int | None):
-    """The base model's tokenizer, with the unit and control tokens added for stage 1."""
+    """The base model's tokenizer, with the unit and control tokens added for stage 1 (or
+    a config that expands the vocabulary)."""
     tokenizer = load_tokenizer(base_model)
-    if cfg.stage == 1:
+    if cfg.expands_vocabulary:
         k = num_units or stage_data.dataset_units(data)
         if not k:
             raise SystemExit("train: K unknown: pass --num-units (the dataset has no build.json)")
@@ -198,7 +201,7 @@ def run(argv: list[str] | None = None) -> dict:
         ranks.device,
         zero3_config=config if cfg.zero_stage == 3 else None,
     )
-    if cfg.stage == 1:
+    if cfg.expands_vocabulary:
         old = resize(model, len(tokenizer), cfg.seed)
         ranks.say(f"train: vocabulary {old} -> {len(tokenizer)} (K={st.k} units + control tokens)")
     if cfg.gradient_checkpointing:

@@ -8,7 +8,8 @@ import soundfile as sf
 from schemas import SAMPLE_RATE
 from speechgpt import talk
 from speechinstruct.extractors import ExtractorSpec, UnitExtractor
-from speechinstruct.templates import parse_answer, segments
+from speechinstruct.templates import ASSISTANT, STANDARD, parse, parse_answer, segments
+from speechinstruct.units import reduce
 from training import generate
 from training.generate import Settings, Talker, TalkError
 from vocoder import HOP, load_vocoder
@@ -44,6 +45,32 @@ def test_spoken_question_gets_a_parsable_spoken_answer(talker, question):
     parsed = parse_answer(answer)
     assert parsed["ua"] == turn.units
     assert parsed["ta"].strip() == turn.text and parsed["tq"].strip() == turn.transcript
+
+
+def test_standard_prompting_answers_straight_in_speech_or_text(talker, question):
+    """``prompting="standard"`` (Appendix E, §6.1): the question is ``std_s2s``'s or
+    ``std_t2t``'s, the answer is ``[ua]`` units alone or ``[ta]`` text alone (no ``[tq]``),
+    and each remembered turn parses back with the standard templates into what was said."""
+    standard = Talker(
+        talker.model, talker.st.tok, talker.extractor, talker.vocoder, SMALL, prompting="standard"
+    )
+    spoken = standard.turn(wave=question, reply="speech")
+    assert spoken.transcript is None and spoken.text == ""
+    assert 1 <= len(spoken.units) <= SMALL.max_units and spoken.audio is not None
+    typed = standard.turn(text="Name a colour.", reply="text")
+    assert typed.transcript is None and typed.units == [] and typed.audio is None
+
+    asked = reduce(talker.extractor([question])[0])[0].tolist()
+    expected = [
+        ("std_s2s", {"speech_instruction": asked, "speech_response": spoken.units}),
+        ("std_t2t", {"text_instruction": "Name a colour.", "text_response": typed.text}),
+    ]
+    for ids, (name, fields) in zip(standard.history, expected, strict=True):
+        said = standard.st.tok.decode(ids, skip_special_tokens=False)
+        cut = said.index(ASSISTANT) + len(ASSISTANT)
+        assert parse(said[:cut], said[cut:], STANDARD) == (name, fields)
+    with pytest.raises(ValueError, match="chain-of-modality prompting only"):
+        Talker(talker.model, talker.st.tok, None, None, style="released", prompting="standard")
 
 
 def test_text_reply_has_no_speech_and_history_grows(talker):

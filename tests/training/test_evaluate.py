@@ -6,6 +6,7 @@ and it replies from a script."""
 import json
 import shutil
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -13,11 +14,12 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from speechinstruct.t2u.model import normalize_text
-from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse, segments
+from speechinstruct.templates import CHAIN_OF_MODALITY, CROSS_MODAL, parse, parse_answer, segments
 from tests.chat_double import chat_server
 from training import evaluate
 from training.data import load_split, prompt_head
 from training.tokens import SpeechTokenizer
+from vocoder import load_vocoder
 
 ROWS = 2  # --max-samples: rows per held-out config and eval rows per task
 JUDGED = {  # task: the judge's replies to the two eval rows, and the score they make
@@ -92,14 +94,22 @@ def test_eval_loss_is_the_answer_tokens_cross_entropy_and_the_score_the_judges_m
 
 
 @torch.no_grad()
-def _greedy_transcript(model, st: SpeechTokenizer, units: list[int], max_new_tokens: int) -> str:
-    """What the model answers to eval's ASR question about ``units``, decoded greedily here:
-    the words before ``<eoa>`` (or ``</s>``), normalized as references are."""
-    fields = {"description": evaluate.ASR_DESCRIPTION, "speech": units, "text": ""}
-    ids = prompt_head(st) + st.encode(segments("asr", **fields)[0])
+def _greedy(model, st: SpeechTokenizer, name: str, fields: dict, max_new_tokens: int) -> list:
+    """The model's answer to template ``name``'s question, decoded greedily here, one full
+    forward pass a token: the new ids, up to ``<eoa>`` or ``</s>``."""
+    ids = prompt_head(st) + st.encode(segments(name, **fields)[0])
     stops, new = (st.tok.convert_tokens_to_ids("<eoa>"), st.eos), []
     while len(new) < max_new_tokens and not (new and new[-1] in stops):
         new.append(int(model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax()))
+    return new
+
+
+def _greedy_transcript(model, st: SpeechTokenizer, units: list[int], max_new_tokens: int) -> str:
+    """What the model answers to eval's ASR question about ``units``: the words before
+    ``<eoa>`` (or ``</s>``), normalized as references are."""
+    fields = {"description": evaluate.ASR_DESCRIPTION, "speech": units, "text": ""}
+    new = _greedy(model, st, "asr", fields, max_new_tokens)
+    stops = (st.tok.convert_tokens_to_ids("<eoa>"), st.eos)
     return normalize_text(st.tok.decode([i for i in new if i not in stops]))
 
 
@@ -142,3 +152,96 @@ def test_eval_asr_wer_of_known_answers(parrot, tmp_path):
     # errors over all reference words, not a mean over rows (which would be 1 / (n + 1))
     assert report["asr_wer"] == pytest.approx(2 / (2 * len(words) + 1))
     assert "chatgpt_score" not in report  # no --judge-model
+
+
+class Ears:
+    """An ASR double that says which wave it heard (its number and length), and keeps it:
+    the test then knows which words come from which spoken answer."""
+
+    def __init__(self):
+        self.waves = []
+
+    def __call__(self, wave) -> str:
+        self.waves.append(wave)
+        return f"wave {len(self.waves)} of {len(wave)} samples"
+
+
+SPOKEN = 240  # --max-new-tokens: room for a learned spoken answer (under 200 units)
+
+
+def test_s2sif_judges_what_an_asr_hears_of_the_spoken_answer(
+    spoken_parrot, baseline_vocoder, tmp_path
+):
+    """``--task s2sif --prompting standard --vocoder V``: each eval row's spoken question
+    asked with Appendix E's ``std_s2s`` template, the greedy answer's ``[ua]`` units spoken
+    by the vocoder, the ASR's words given to the judge; the score is the judges' mean."""
+    ears, replies = Ears(), ["My score is: 4", "My score is: 1"]
+    argv = ["--task", "s2sif", "--prompting", "standard", "--vocoder", baseline_vocoder]
+    argv += ["--model", spoken_parrot["model"], "--data", spoken_parrot["data"]]
+    argv += ["--max-samples", str(ROWS), "--max-new-tokens", str(SPOKEN)]
+    with chat_server(lambda body, n: replies[n - 1]) as (judge_url, calls):
+        argv += ["--judge-model", "judge", "--base-url", judge_url]
+        report = evaluate.run([*argv, "--output", str(tmp_path / "s2sif.json")], asr=ears)
+    assert report["chatgpt_score"] == {"S2SIF": 2.5} and report["prompting"] == "standard"
+    assert report["judged_spoken_answers_by"] == "asr" and "loss" not in report
+
+    model = AutoModelForCausalLM.from_pretrained(spoken_parrot["model"]).eval()
+    st = SpeechTokenizer(AutoTokenizer.from_pretrained(spoken_parrot["model"]))
+    vocoder = load_vocoder(baseline_vocoder)
+    expected, spoken = [], []
+    for row in spoken_parrot["rows"]:
+        fields = {"text_instruction": "", "text_response": "", "speech_response": []}
+        fields["speech_instruction"] = row["speech_instruction"]
+        new = _greedy(model, st, "std_s2s", fields, SPOKEN)
+        said = st.tok.decode(new, skip_special_tokens=False)
+        assert said.startswith("[ua] <sosp>"), said[:80]  # it learned to answer in speech
+        spoken.append(vocoder.synthesize(parse_answer(said)["ua"]))
+        expected.append(f"wave {len(spoken)} of {len(spoken[-1])} samples")
+    assert len(ears.waves) == len(spoken)
+    for heard, wave in zip(ears.waves, spoken, strict=True):
+        np.testing.assert_array_equal(heard, wave)
+    assert [j["response"] for j in report["judged"]["S2SIF"]] == expected
+    assert [j["score"] for j in report["judged"]["S2SIF"]] == [4.0, 1.0]
+    for call, response in zip(calls, expected, strict=True):
+        assert f"[Response]: {response}\n***" in call["body"]["messages"][0]["content"]
+
+
+def test_without_a_vocoder_com_answers_are_judged_by_their_text(stages, published, tmp_path):
+    """CoM answers carry their words in ``[ta]``: with no ``--vocoder`` that text is judged."""
+    with chat_server(lambda body, n: "My score is: 3") as (judge_url, calls):
+        argv = ["--task", "t2sif", "--model", stages[2], "--lora", stages[3], "--data", published]
+        argv += ["--max-samples", "1", "--max-new-tokens", "24", "--judge-model", "judge"]
+        report = evaluate.run([*argv, "--base-url", judge_url, "--output", str(tmp_path / "o")])
+    assert report["chatgpt_score"] == {"T2SIF": 3.0}
+    assert report["judged_spoken_answers_by"] == "ta"
+    model = AutoModelForCausalLM.from_pretrained(stages[2])
+    model = PeftModel.from_pretrained(model, stages[3]).eval()
+    st = SpeechTokenizer(AutoTokenizer.from_pretrained(stages[3]))
+    row = load_split(published, "eval", "test")[0]
+    fields = {"text_instruction": row["text_instruction"], "text_response": ""}
+    fields |= {"speech_instruction": [], "speech_response": []}
+    said = st.tok.decode(_greedy(model, st, "t2s", fields, 24), skip_special_tokens=False)
+    (judged,) = report["judged"]["T2SIF"]
+    assert judged["response"] == parse_answer(said).get("ta", "")
+    assert f"[Response]: {judged['response']}\n***" in calls[0]["body"]["messages"][0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "s2sif"], "--task s2sif is a ChatGPT Score: it needs --judge-model"),
+        (
+            ["--task", "t2sif", "--prompting", "standard", "--judge-model", "J"],
+            "T2SIF under --prompting standard answer in speech alone: give --vocoder",
+        ),
+        (
+            ["--prompting", "standard", "--judge-model", "J"],
+            "S2SIF, T2SIF under --prompting standard answer in speech alone",
+        ),
+    ],
+)
+def test_single_tasks_say_what_they_need(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.run(["--model", "M", "--data", "D", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from datasets import load_dataset
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,10 +123,23 @@ def test_prepare_builds_the_store_train_uses(stages, published, capsys):
 
 def test_paper_presets_name_precision_checkpointing_and_zero():
     presets = {p.stem: stage_config.load(p) for p in (CONFIGS / "paper").glob("*.yaml")}
-    assert set(presets) == {"stage1", "stage2", "stage3", "stage1_zero3", "stage2_zero3"}
+    assert set(presets) == {
+        "stage1",
+        "stage2",
+        "stage3",
+        "stage1_zero3",
+        "stage2_zero3",
+        "text_sft",
+    }
     for name, cfg in presets.items():
         assert cfg.dtype == "bf16" and cfg.gradient_checkpointing, name
         assert cfg.zero_stage == {"stage3": 1}.get(name, 3 if "zero3" in name else 2), name
+    # §6.3's baseline: stage 2's numbers on the text chats alone, from the plain LLM
+    text_sft, stage2 = presets["text_sft"], presets["stage2"]
+    assert text_sft.data_config == "text_chat" and text_sft.expands_vocabulary
+    assert not stage2.expands_vocabulary and presets["stage1"].expands_vocabulary
+    same = ("batch_size", "lr", "steps", "max_length", "warmup_steps", "weight_decay")
+    assert [getattr(text_sft, k) for k in same] == [getattr(stage2, k) for k in same]
     # 12 nodes x 8 GPUs: stage 1's 768 sequences are 96 ranks x 4 x accumulation 2
     ds = ds_config(presets["stage1"], 96)
     assert ds["gradient_accumulation_steps"] == 2 and ds["bf16"]["enabled"]
@@ -154,3 +168,22 @@ def test_a_fresh_run_refuses_an_output_with_checkpoints(stages, published):
     argv = f"--stage 2 --config tiny/stage2 --steps 2 --base-model {stages[1]} --output {stages[2]}"
     with pytest.raises(SystemExit, match="--resume to continue"):
         train.run([*argv.split(), "--data", published])
+
+
+def test_text_sft_baseline_expands_the_plain_llm_and_learns_only_text_chats(
+    stages, published, tmp_path
+):
+    """§6.3's baseline (``tiny/text_sft``): stage 2 from the plain base LLM, not stage 1;
+    its vocabulary is expanded as stage 1's (the same token ids), and every sample is a
+    text chat."""
+    out = tmp_path / "text_sft"
+    argv = ["--stage", "2", "--config", "tiny/text_sft", "--steps", "3"]
+    argv += ["--data", published, "--base-model", stages["base"], "--output", str(out)]
+    summary = train.run(argv)
+    chats = len(load_dataset(published, "text_chat", split="train"))
+    assert summary["configs"].keys() == {"text_chat"} and summary["samples"] == chats
+    base = AutoTokenizer.from_pretrained(stages["base"])
+    tuned, speechgpt = AutoTokenizer.from_pretrained(out), AutoTokenizer.from_pretrained(stages[1])
+    assert "<eoa>" not in base.get_vocab() and tuned.get_vocab() == speechgpt.get_vocab()
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.get_input_embeddings().num_embeddings == len(tuned) > len(base)
