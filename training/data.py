@@ -32,11 +32,21 @@ class BadRow(ValueError):
 def load_split(data: str, config: str, split: str):
     """One split of a published dataset: a local folder (which must be a finished ``publish``
     output) or a Hub dataset name."""
-    from datasets import load_dataset
+    from datasets import load_dataset, load_dataset_builder
 
-    if Path(data).is_dir():
-        require_finished(data, "published dataset")
-    return load_dataset(data, config, split=split)
+    if not Path(data).is_dir():
+        return load_dataset(data, config, split=split)
+    require_finished(data, "published dataset")
+    # The card's configs name relative globs, so ``load_dataset(folder)`` caches by folder
+    # name and card alone: a second folder of that name would read the first one's rows.
+    # The card's files, resolved, key the cache by their paths and modification times.
+    card = load_dataset_builder(data, config)
+    files = card.config.data_files or {}
+    if split not in files:
+        raise ValueError(f"{data}: config {config!r} has no {split!r} split (it has {sorted(files)})")
+    return load_dataset(
+        "parquet", data_files={split: list(files[split])}, features=card.info.features, split=split
+    )
 
 
 def dataset_info(data: str) -> dict:

@@ -8,11 +8,6 @@ import pytest
 from training.data import load_split
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_split's load_dataset(folder) reuses the datasets cache of an earlier "
-    "folder with the same name and card, whatever its rows (issue 15, item 4 report)",
-)
 def test_load_split_reads_the_rows_of_the_folder_it_is_given(published, tmp_path):
     """Two copies of a dataset under one folder name (not ``published``'s: a wrong cache
     entry would be read by every later test), each with its own eval rows."""
@@ -26,3 +21,8 @@ def test_load_split_reads_the_rows_of_the_folder_it_is_given(published, tmp_path
         pq.write_table(table.from_pylist(rows, schema=table.schema), path)
         read.append(set(load_split(str(folder), "eval", "test")["text_instruction"]))
     assert read == [{"first"}, {"second"}]
+
+
+def test_a_split_the_card_does_not_name_is_a_clear_error(published):
+    with pytest.raises(ValueError, match=r"config 'eval' has no 'train' split \(it has \['test'\]\)"):
+        load_split(published, "eval", "train")
