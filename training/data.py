@@ -43,7 +43,9 @@ def load_split(data: str, config: str, split: str):
     card = load_dataset_builder(data, config)
     files = card.config.data_files or {}
     if split not in files:
-        raise ValueError(f"{data}: config {config!r} has no {split!r} split (it has {sorted(files)})")
+        raise ValueError(
+            f"{data}: config {config!r} has no {split!r} split (it has {sorted(files)})"
+        )
     return load_dataset(
         "parquet", data_files={split: list(files[split])}, features=card.info.features, split=split
     )

@@ -311,13 +311,17 @@ def run(argv: list[str] | None = None, asr=None) -> dict:
     return report
 
 
-def instruction_metrics(args, model, st: SpeechTokenizer, rt, evaluation) -> dict:
+def instruction_metrics(
+    args, model, tokenizer: SpeechTokenizer, released_tokenizer, evaluation
+) -> dict:
     """Held-out loss per config (rows in their own format: an imported release is
     ``released``) and the ASR word error rate on the eval rows' spoken instructions."""
     import jiwer
 
     released_rows = stage_data.dataset_style(args.data) == "released"
-    rows_rt = (rt or released.ReleasedTokenizer(st.tok)) if released_rows else None
+    rows_released = (
+        (released_tokenizer or released.ReleasedTokenizer(tokenizer.tok)) if released_rows else None
+    )
     loss = {}
     prompting = PROMPTING[stage_data.dataset_info(args.data).get("prompting", "com")]
     for config, names in (("cross_modal", CROSS_MODAL), ("chain_of_modality", prompting)):
@@ -326,14 +330,16 @@ def instruction_metrics(args, model, st: SpeechTokenizer, rt, evaluation) -> dic
         except ValueError:  # no validation split in this dataset
             continue
         rows = rows.select(range(min(args.max_samples, len(rows))))
-        loss[config] = heldout_loss(model, heldout_samples(rows, st, names, rows_rt))
+        loss[config] = heldout_loss(model, heldout_samples(rows, tokenizer, names, rows_released))
 
     refs, hyps = [], []
     for row in evaluation:
         fields = {"description": ASR_DESCRIPTION, "speech": row["speech_instruction"], "text": ""}
-        text = answer(model, st, "asr", fields, args.max_new_tokens, rt).split("<eoa>")[0]
+        text = answer(
+            model, tokenizer, "asr", fields, args.max_new_tokens, released_tokenizer
+        ).split("<eoa>")[0]
         refs.append(normalize_text(row["text_instruction"]) or "-")
-        hyps.append(normalize_text(released.clean(text) if rt else text) or "-")
+        hyps.append(normalize_text(released.clean(text) if released_tokenizer else text) or "-")
     return {
         "loss": loss,
         "asr_wer": float(jiwer.wer(refs, hyps)),

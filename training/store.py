@@ -382,14 +382,18 @@ def locate(rows, tokenizer: SpeechTokenizer, recipe: Recipe, cache: Path | None 
 
 
 def prepare(
-    rows, st: SpeechTokenizer, recipe: Recipe, cache: Path | None = None, progress: bool = True
+    rows,
+    tokenizer: SpeechTokenizer,
+    recipe: Recipe,
+    cache: Path | None = None,
+    progress: bool = True,
 ) -> Path:
     """The store's folder, built now unless a finished one is there."""
-    folder = locate(rows, st, recipe, cache)
+    folder = locate(rows, tokenizer, recipe, cache)
     _failed(folder).unlink(missing_ok=True)  # an earlier attempt's
     if not (folder / META).exists():
         fingerprint = fingerprint_of(rows, recipe)
-        build(rows, st, recipe, folder, fingerprint=fingerprint, progress=progress)
+        build(rows, tokenizer, recipe, folder, fingerprint=fingerprint, progress=progress)
     return folder
 
 

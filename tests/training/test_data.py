@@ -24,5 +24,7 @@ def test_load_split_reads_the_rows_of_the_folder_it_is_given(published, tmp_path
 
 
 def test_a_split_the_card_does_not_name_is_a_clear_error(published):
-    with pytest.raises(ValueError, match=r"config 'eval' has no 'train' split \(it has \['test'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"config 'eval' has no 'train' split \(it has \['test'\]\)"
+    ):
         load_split(published, "eval", "train")
